@@ -1,0 +1,1 @@
+"""What every stage shares and no stage teaches: ids, models, errors, security, backends, runner, harness."""

@@ -1,0 +1,168 @@
+"""Backends: each one real (from its environment variable) or embedded (started here)."""
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
+from sqlalchemy import create_engine, event, make_url, text
+from tenacity import RetryError, retry, stop_after_delay, wait_fixed
+
+ENV_VARS = {"database": "DATABASE_URL", "cache": "REDIS_URL", "broker": "KAFKA_BOOTSTRAP_SERVERS"}
+FIXES = {
+    "database": "start MySQL/MariaDB (`make up`), fix DATABASE_URL, or unset it to use embedded SQLite",
+    "cache": "start Redis (`make up`), fix REDIS_URL, or unset it to use the embedded fakeredis server",
+    "broker": "start Kafka (`make up`), fix KAFKA_BOOTSTRAP_SERVERS, or unset it to use the embedded mock cluster",
+}
+
+
+class BackendUnavailable(Exception):
+    """A configured backend cannot be reached; the message says which and how to fix it."""
+
+
+@dataclass
+class Backend:
+    kind: str
+    url: str
+    embedded: bool
+    description: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password masked, fit for a banner or a log line."""
+        return mask_url(self.url)
+
+
+def mask_url(url: str) -> str:
+    """Replace the password of a URL with ***."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def database_engine(url: str, **kwargs):
+    """Create an engine with the connect options every process here should use."""
+    if make_url(url).get_backend_name() != "sqlite":
+        kwargs.setdefault("connect_args", {"connect_timeout": 3, "read_timeout": 10, "write_timeout": 10})
+        return create_engine(url, pool_pre_ping=True, **kwargs)
+    # A locked file waits this long, then fails fast instead of hanging a request.
+    kwargs.setdefault("connect_args", {"timeout": 2})
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    event.listen(engine, "connect", _enforce_sqlite_foreign_keys)
+    return engine
+
+
+def _enforce_sqlite_foreign_keys(dbapi_connection, connection_record) -> None:  # noqa: ARG001
+    # SQLite checks foreign keys only when each connection asks it to.
+    dbapi_connection.execute("PRAGMA foreign_keys = ON")
+
+
+def probe(backend: Backend) -> None:
+    """Raise BackendUnavailable unless the backend answers right now."""
+    try:
+        if backend.kind == "database":
+            engine = database_engine(backend.url)
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            finally:
+                engine.dispose()
+        elif backend.kind == "cache":
+            client = redis.Redis.from_url(backend.url, socket_connect_timeout=2, socket_timeout=2)
+            try:
+                client.ping()
+            finally:
+                client.close()
+        elif backend.kind == "broker":
+            from confluent_kafka.admin import AdminClient
+
+            AdminClient({"bootstrap.servers": backend.url}).list_topics(timeout=3)
+    except Exception as exc:  # noqa: BLE001 - whatever the driver raises, the backend is down for us
+        raise BackendUnavailable(
+            f"{backend.kind} at {backend.safe_url} is unreachable ({first_line(exc)}).\n"
+            f"  Fix: {FIXES[backend.kind]}."
+        ) from exc
+
+
+def first_line(exc: BaseException) -> str:
+    """A one-line description of an exception, for humans."""
+    text_ = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text_[0] if text_ else ''}".rstrip(": ")
+
+
+def wait_until_reachable(backend: Backend, *, seconds: float) -> None:
+    """Probe until the backend answers or `seconds` pass (a pre-start wait, as in real deploys)."""
+    waiting = retry(stop=stop_after_delay(seconds), wait=wait_fixed(0.5), reraise=False)(probe)
+    try:
+        waiting(backend)
+    except RetryError as exc:
+        raise exc.last_attempt.exception() from None
+
+
+class EmbeddedCache:
+    """A fakeredis TcpFakeServer (with Lua) on a local port, shared by every process that connects."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        from fakeredis import TcpFakeServer
+
+        self._server = TcpFakeServer((host, port), server_type="redis")
+        self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-redis", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"redis://{host}:{port}/0"
+
+    def start(self) -> "EmbeddedCache":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def resolve(kinds: tuple[str, ...], *, var_dir: Path, stack: ExitStack,
+            environ: dict[str, str] | None = None) -> dict[str, Backend]:
+    """Choose each backend: its environment variable if set, else start the embedded default.
+
+    Embedded servers are stopped when `stack` closes.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    chosen: dict[str, Backend] = {}
+    for kind in kinds:
+        url = environ.get(ENV_VARS[kind], "").strip()
+        if url:
+            chosen[kind] = Backend(kind, url, False, "real", {ENV_VARS[kind]: url})
+            continue
+        chosen[kind] = _start_embedded(kind, var_dir, stack)
+    return chosen
+
+
+def _start_embedded(kind: str, var_dir: Path, stack: ExitStack) -> Backend:
+    if kind == "database":
+        var_dir.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{(var_dir / 'producer.sqlite3').resolve()}"
+        return Backend(kind, url, True, f"embedded SQLite file {_relative(var_dir / 'producer.sqlite3')}",
+                       {"DATABASE_URL": url})
+    if kind == "cache":
+        cache = EmbeddedCache().start()
+        stack.callback(cache.stop)
+        return Backend(kind, cache.url, True, "embedded fakeredis TcpFakeServer with Lua (in memory)",
+                       {"REDIS_URL": cache.url})
+    raise BackendUnavailable(
+        f"no embedded {kind} is available yet: set {ENV_VARS[kind]} (the embedded broker comes with stage 4)"
+    )
+
+
+def _relative(path: Path) -> Path:
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path

@@ -1,0 +1,77 @@
+"""`make doctor`: is this machine ready? Python, the pinned dependencies, each backend, the tools."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from importlib import metadata
+
+from .backends import ENV_VARS, Backend, BackendUnavailable, probe
+from .stages import REPO_ROOT
+
+EMBEDDED = {
+    "database": "embedded SQLite under var/ (set DATABASE_URL for MySQL/MariaDB)",
+    "cache": "embedded fakeredis TcpFakeServer with Lua (set REDIS_URL for Redis)",
+    "broker": "embedded librdkafka mock cluster, from stage 4 (set KAFKA_BOOTSTRAP_SERVERS for Kafka)",
+}
+TOOLS = {"wrk": "make bench", "docker": "make up (the compose stack, stage 7)"}
+
+
+def pinned_versions() -> dict[str, str]:
+    pins = {}
+    for line in (REPO_ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines():
+        if match := re.fullmatch(r"([A-Za-z0-9_.-]+)==([^\s;]+)", line.strip()):
+            pins[match.group(1)] = match.group(2)
+    return pins
+
+
+def check_dependencies() -> list[str]:
+    """Return one problem line per pinned package that is missing or at another version."""
+    problems = []
+    for name, wanted in pinned_versions().items():
+        try:
+            found = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            problems.append(f"{name} is not installed (want {wanted})")
+            continue
+        if found != wanted:
+            problems.append(f"{name} is {found}, the lock pins {wanted}")
+    return problems
+
+
+def main() -> int:
+    failures = 0
+
+    def report(ok: bool | None, what: str, detail: str) -> None:
+        nonlocal failures
+        mark = {True: "ok  ", False: "FAIL", None: "info"}[ok]
+        failures += ok is False
+        print(f"  [{mark}] {what:<12} {detail}")
+
+    print("doctor:")
+    version = sys.version.split()[0]
+    report(sys.version_info >= (3, 11), "python", f"{version} at {sys.executable} (3.11+ needed)")
+    problems = check_dependencies()
+    report(not problems, "packages", f"{len(pinned_versions())} pinned packages"
+           + ("" if not problems else ": " + "; ".join(problems[:5])))
+    for kind, variable in ENV_VARS.items():
+        url = os.environ.get(variable, "").strip()
+        if not url:
+            report(True if kind != "broker" else None, kind, EMBEDDED[kind])
+            continue
+        backend = Backend(kind, url, False, "real")
+        try:
+            probe(backend)
+            report(True, kind, f"{backend.safe_url} answers")
+        except BackendUnavailable as exc:
+            report(False, kind, str(exc))
+    for tool, needed_by in TOOLS.items():
+        path = shutil.which(tool)
+        report(None, tool, f"{path} (for {needed_by})" if path else f"not installed (only {needed_by} needs it)")
+    print("doctor: " + ("all good" if not failures else f"{failures} problem(s) above"))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

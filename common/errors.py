@@ -1,0 +1,113 @@
+"""The error taxonomy and its rendering as RFC 9457 problem details."""
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from flask import Response, g, json, request
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ApiError(Exception):
+    """An error a client may see. Subclasses fix the status, the stable code and the title."""
+
+    status: int = 500
+    code: str = "INTERNAL_ERROR"
+    detail: str = "An unexpected error occurred."
+
+    def __init__(self, detail: str | None = None, *, errors: list[dict[str, str]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail or self.detail)
+        self.detail = detail or self.detail
+        self.errors = errors
+        self.headers = dict(headers or {})
+
+    @property
+    def title(self) -> str:
+        return HTTPStatus(self.status).phrase
+
+
+class ValidationFailed(ApiError):
+    status, code, detail = 400, "VALIDATION_FAILED", "The request is not valid."
+
+
+class MalformedJson(ApiError):
+    status, code, detail = 400, "MALFORMED_JSON", "The request body is not valid JSON."
+
+
+class Unauthorized(ApiError):
+    status, code, detail = 401, "UNAUTHORIZED", "A valid bearer token is required."
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="producer"'})
+
+
+class InvalidCredentials(Unauthorized):
+    code, detail = "INVALID_CREDENTIALS", "The username or password is wrong."
+
+
+class NotFound(ApiError):
+    status, code, detail = 404, "NOT_FOUND", "No such resource."
+
+
+class TaskNotFound(NotFound):
+    code, detail = "TASK_NOT_FOUND", "No such task."
+
+
+class MethodNotAllowed(ApiError):
+    status, code, detail = 405, "METHOD_NOT_ALLOWED", "This method is not allowed on this resource."
+
+
+class Conflict(ApiError):
+    status, code, detail = 409, "CONFLICT", "The request conflicts with the current state."
+
+
+class UsernameTaken(Conflict):
+    code, detail = "USERNAME_TAKEN", "That username is taken."
+
+
+class TaskNotCancelable(Conflict):
+    code, detail = "TASK_NOT_CANCELABLE", "Only a PENDING task can be canceled."
+
+
+class PayloadTooLarge(ApiError):
+    status, code, detail = 413, "PAYLOAD_TOO_LARGE", "The request body is larger than 64 KiB."
+
+
+class UnsupportedMediaType(ApiError):
+    status, code, detail = 415, "UNSUPPORTED_MEDIA_TYPE", "The request body must be application/json."
+
+
+class ServiceUnavailable(ApiError):
+    status, code, detail = 503, "SERVICE_UNAVAILABLE", "A dependency is unavailable; retry later."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class InternalError(ApiError):
+    """The only body a 5xx we did not plan for may have: nothing about the internals."""
+
+
+def problem_body(error: ApiError) -> dict[str, Any]:
+    """Return the problem-details document for an error raised while serving this request."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "instance": request.path,
+        "code": error.code,
+        "request_id": g.get("request_id", ""),
+    }
+    if error.errors:
+        body["errors"] = error.errors
+    return body
+
+
+def error_response(error: ApiError) -> Response:
+    """Render an error as `application/problem+json` with its headers."""
+    response = Response(json.dumps(problem_body(error)), status=error.status, mimetype=PROBLEM_JSON)
+    response.headers.update(error.headers)
+    return response

@@ -1,0 +1,99 @@
+"""Bring one stage's checkpoint up in the foreground: `python -m common.runner 4 [--impl PATH]`.
+
+Starts the embedded backends the stage needs (or waits for the real ones named by environment
+variables), applies the schema, serves the stage under gunicorn, prints a banner, and on Ctrl-C
+or SIGTERM stops everything it started.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from .backends import Backend, BackendUnavailable, database_engine, resolve, wait_until_reachable
+from .schema import apply_schema
+from .service import PortInUse, ServiceFailed, ServiceProcess, check_port_free
+from .stages import REPO_ROOT, NotAStagePackage, StagePackage, stage
+
+EXIT_USAGE, EXIT_BACKEND = 2, 3
+
+
+def banner(title: str, url: str, backends: dict[str, Backend]) -> str:
+    lines = [f"  {title}", f"  API      {url}   (docs: {url}/docs)"]
+    for kind, backend in backends.items():
+        where = backend.description if backend.embedded else f"real, {backend.safe_url}"
+        lines.append(f"  {kind:<8} {where}")
+    if any(b.embedded for b in backends.values()):
+        lines.append("  Embedded backends live only as long as this process (the SQLite file stays in var/).")
+    lines.append("  Ctrl-C stops everything started here.")
+    rule = "=" * max(len(line) for line in lines)
+    return "\n".join([rule, *lines, rule])
+
+
+def prepare_backends(kinds: tuple[str, ...], *, var_dir: Path, stack: ExitStack,
+                     wait_seconds: float = 15.0) -> dict[str, Backend]:
+    """Resolve the backends, wait for each to answer, and apply the schema to the database."""
+    backends = resolve(kinds, var_dir=var_dir, stack=stack)
+    for backend in backends.values():
+        wait_until_reachable(backend, seconds=wait_seconds if not backend.embedded else 5.0)
+    if "database" in backends:
+        engine = database_engine(backends["database"].url)
+        try:
+            apply_schema(engine)
+        finally:
+            engine.dispose()
+    return backends
+
+
+def run(number: int, *, impl: str | None, host: str, port: int, var_dir: Path, wait_seconds: float) -> int:
+    target = stage(number)
+    package = StagePackage.load(impl or target.path)
+    check_port_free(host, port)
+
+    def stop_on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
+        raise KeyboardInterrupt  # unwinds through the ExitStack like Ctrl-C does
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    with ExitStack() as stack:
+        backends = prepare_backends(target.backends, var_dir=var_dir, stack=stack, wait_seconds=wait_seconds)
+        env = {key: value for backend in backends.values() for key, value in backend.env.items()}
+        service = ServiceProcess(package, env=env, host=host, port=port)
+        stack.callback(service.stop)
+        try:
+            service.start(wait_seconds=30)
+            title = f"Stage {target.number} - {target.title} [{target.title_zh}]  ({package.path.name})"
+            print(banner(title, service.url, backends), flush=True)
+            return service.wait()
+        except KeyboardInterrupt:
+            print("\nstopping ...", flush=True)
+            return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m common.runner", description=__doc__.splitlines()[0])
+    parser.add_argument("stage", type=int, help="stage number, 0-8")
+    parser.add_argument("--impl", help="serve this stage package instead of the reference")
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--var-dir", type=Path, default=REPO_ROOT / "var", help="where embedded data lives")
+    parser.add_argument("--wait", type=float, default=15.0, help="seconds to wait for a real backend")
+    args = parser.parse_args(argv)
+    try:
+        return run(args.stage, impl=args.impl, host=args.host, port=args.port, var_dir=args.var_dir,
+                   wait_seconds=args.wait)
+    except (LookupError, NotAStagePackage, PortInUse) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BackendUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BACKEND
+    except ServiceFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Start a stage's producer under gunicorn and wait until it answers /healthz."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import IO
+
+import requests
+
+from .stages import REPO_ROOT, StagePackage
+
+
+class PortInUse(Exception):
+    """The port the service should listen on is taken."""
+
+
+class ServiceFailed(Exception):
+    """The service exited or never became healthy."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise PortInUse if something already listens on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(f"port {port} on {host} is already in use ({exc.strerror}); "
+                            f"stop what holds it or choose another with PORT=<n>") from exc
+
+
+def free_port() -> int:
+    """Ask the kernel for a port nobody listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServiceProcess:
+    """One gunicorn master (in its own process group) serving one stage package."""
+
+    def __init__(self, package: StagePackage, *, env: dict[str, str], host: str = "127.0.0.1",
+                 port: int, output: IO[str] | None = None) -> None:
+        self.package, self.host, self.port = package, host, port
+        self.env = {**os.environ, **env, "HOST": host, "PORT": str(port),
+                    "PYTHONPATH": os.pathsep.join([str(package.path.parent), str(REPO_ROOT)])}
+        self.output = output
+        self.process: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, *, wait_seconds: float = 30.0) -> "ServiceProcess":
+        command = [sys.executable, "-m", "gunicorn", "--config", str(self.package.gunicorn_config),
+                   self.package.app_spec]
+        self.process = subprocess.Popen(
+            command, env=self.env, cwd=self.package.path, stdout=self.output, stderr=subprocess.STDOUT
+            if self.output else None, text=True, start_new_session=True,
+        )
+        if wait_seconds:
+            self.wait_healthy(wait_seconds)
+        return self
+
+    def wait_healthy(self, seconds: float) -> None:
+        """Poll /healthz until it answers 200; raise ServiceFailed if the process dies first."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process and self.process.poll() is not None:
+                raise ServiceFailed(f"{self.package.name} exited with code {self.process.returncode} "
+                                    "before it was healthy")
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise ServiceFailed(f"{self.package.name} was not healthy at {self.url}/healthz within {seconds:.0f} s")
+
+    def wait(self) -> int:
+        assert self.process is not None
+        return self.process.wait()
+
+    def stop(self, *, grace: float = 10.0) -> int | None:
+        """SIGTERM the master (gunicorn stops its workers gracefully), then SIGKILL the group if needed."""
+        if not self.process:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        try:  # a worker orphaned by a crashed master still belongs to the group
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return self.process.returncode
+

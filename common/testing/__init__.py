@@ -1,0 +1,1 @@
+"""The acceptance harness: a pytest plugin, the checklist parser, the scorecard and the grader."""

@@ -1,0 +1,167 @@
+"""Start stage services and backends for the acceptance tests, and observe them."""
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+from sqlalchemy import Engine, make_url
+
+from ..backends import Backend, database_engine
+from ..runner import prepare_backends
+from ..service import ServiceProcess, free_port
+from ..stages import Stage, StagePackage
+from .chaos import TcpProxy, sqlite_locked
+
+
+class ApiClient(requests.Session):
+    """A requests session bound to one base URL, with a default timeout."""
+
+    def __init__(self, base_url: str, timeout: float = 15.0) -> None:
+        super().__init__()
+        self.base_url, self.timeout = base_url.rstrip("/"), timeout
+
+    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, self.base_url + url if url.startswith("/") else url, *args, **kwargs)
+
+
+@dataclass
+class Database:
+    """The database the services under test use, seen from the test process."""
+
+    backend: Backend
+    proxy: TcpProxy | None = None
+    engine: Engine = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.engine = database_engine(self.backend.url)
+
+    @property
+    def service_url(self) -> str:
+        """The URL a service should use: through the proxy where there is one, so outages can be staged."""
+        if not self.proxy:
+            return self.backend.url
+        url = make_url(self.backend.url).set(host="127.0.0.1", port=self.proxy.port)
+        return url.render_as_string(hide_password=False)
+
+    @contextlib.contextmanager
+    def outage(self) -> Iterator[None]:
+        """Make the database unreachable for the services, then bring it back."""
+        if self.proxy:
+            self.proxy.cut()
+            try:
+                yield
+            finally:
+                self.proxy.restore()
+        else:
+            with sqlite_locked(make_url(self.backend.url).database or ""):
+                yield
+
+
+@dataclass
+class RunningService:
+    """A stage service the tests talk to: started here, or an external TARGET."""
+
+    url: str
+    stage: Stage
+    package: StagePackage | None = None
+    process: ServiceProcess | None = None
+    log_file: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def client(self) -> ApiClient:
+        return ApiClient(self.url)
+
+    def log_text(self) -> str:
+        """Everything the service printed so far."""
+        return self.log_file.read_text(encoding="utf-8", errors="replace") if self.log_file else ""
+
+    def stop(self) -> int | None:
+        return self.process.stop() if self.process else None
+
+
+class Harness:
+    """Owns every backend and service a test session starts, and stops them all at the end."""
+
+    def __init__(self, *, impl: str | None, target: str | None, work_dir: Path) -> None:
+        self.impl = StagePackage.load(impl) if impl else None
+        self.target = target.rstrip("/") if target else None
+        self.work_dir = work_dir
+        self.jwt_secret = secrets.token_urlsafe(48)
+        self._stack = ExitStack()
+        self._backends: dict[str, Backend] = {}
+        self._database: Database | None = None
+        self._shared: dict[int, RunningService] = {}
+
+    def close(self) -> None:
+        for service in self._shared.values():
+            service.stop()
+        if self._database:
+            self._database.engine.dispose()
+        self._stack.close()
+
+    # -- backends ------------------------------------------------------------------------------
+    def backends(self, kinds: tuple[str, ...]) -> dict[str, Backend]:
+        missing = tuple(kind for kind in kinds if kind not in self._backends)
+        if missing:
+            self._backends.update(prepare_backends(missing, var_dir=self.work_dir / "var", stack=self._stack))
+        return {kind: self._backends[kind] for kind in kinds}
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            backend = self.backends(("database",))["database"]
+            proxy = None
+            if not backend.embedded:
+                url = make_url(backend.url)
+                proxy = TcpProxy(url.host or "127.0.0.1", url.port or 3306)
+                self._stack.callback(proxy.close)
+            self._database = Database(backend, proxy)
+        return self._database
+
+    def cache_client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.backends(("cache",))["cache"].url, decode_responses=True)
+
+    # -- services ------------------------------------------------------------------------------
+    def service_env(self, stage: Stage) -> dict[str, str]:
+        env: dict[str, str] = {"JWT_SECRET": self.jwt_secret}
+        for kind, backend in self.backends(stage.backends).items():
+            env.update(backend.env)
+        if "database" in stage.backends:
+            env["DATABASE_URL"] = self.database.service_url
+        return env
+
+    def shared_service(self, stage: Stage) -> RunningService:
+        """The one service of a stage that most tests share; the previous stage's is stopped."""
+        if stage.number not in self._shared:
+            for other in list(self._shared):
+                self._shared.pop(other).stop()
+            self._shared[stage.number] = self.launch(stage)
+        return self._shared[stage.number]
+
+    def launch(self, stage: Stage, *, env: dict[str, str] | None = None, wait: bool = True,
+               name: str | None = None) -> RunningService:
+        """Start a service of `stage` (the IMPL package if one was given); the caller stops it."""
+        if self.target:
+            return RunningService(self.target, stage)
+        package = self.impl or StagePackage.load(stage.path)
+        full_env = {**self.service_env(stage), **(env or {})}
+        port = free_port()
+        log_file = self.work_dir / "logs" / f"{name or package.name}-{port}.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        output = log_file.open("w", encoding="utf-8")
+        self._stack.callback(output.close)
+        process = ServiceProcess(package, env=full_env, port=port, output=output)
+        service = RunningService(process.url, stage, package, process, log_file, full_env)
+        process.start(wait_seconds=30 if wait else 0)
+        return service
+
+    def describe(self) -> dict[str, Any]:
+        return {kind: (b.description if b.embedded else f"real {b.safe_url}") for kind, b in self._backends.items()}
