@@ -10,7 +10,7 @@ STAGE_NUMBERS := $(foreach s,$(STAGES),$(patsubst stage%,%,$(firstword $(subst _
 
 .DEFAULT_GOAL := help
 STAGE_TARGETS := $(addprefix stage,0 1 2 3 4 5 6 7 8)
-.PHONY: help test grade start diff diffs doctor clean lock bench $(STAGE_TARGETS)
+.PHONY: help test grade start diff diffs doctor clean lock bench propagate $(STAGE_TARGETS)
 
 help: ## list the targets
 	@echo "Task Dispatch Producer - a staged curriculum. Targets:"
@@ -59,3 +59,6 @@ lock: ## re-resolve the pinned dependency set into requirements.lock
 clean: ## remove the virtual environment, var/, reports/ and caches (not workspace/)
 	rm -rf $(VENV) var reports .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+propagate: $(READY) ## carry an uncommitted fix in stage N into every later stage that held the same code
+	@$(PY) -m common.tools.propagate

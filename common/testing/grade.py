@@ -1,0 +1,36 @@
+"""`make grade`: run stage suites with the scorecard on, against the reference, IMPL= or TARGET=."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pytest
+
+from ..stages import STAGES, stage
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m common.testing.grade", description=__doc__)
+    parser.add_argument("--stage", type=int, help="grade this stage (default: every stage present)")
+    parser.add_argument("--impl", help="a stage package folder to grade instead of the reference")
+    parser.add_argument("--target", help="the URL of a running service to grade")
+    args = parser.parse_args(argv)
+    if (args.impl or args.target) and args.stage is None:
+        parser.error("IMPL= and TARGET= need STAGE=<n>: the suite of which stage should judge it?")
+    try:
+        chosen = [stage(args.stage)] if args.stage is not None else [s for s in STAGES if s.exists]
+    except LookupError as exc:
+        parser.error(str(exc))
+    missing = [s for s in chosen if not s.exists]
+    if missing:
+        parser.error(f"stage {missing[0].number} ({missing[0].folder}) is not in this repository yet")
+    pytest_args = [str(s.path / "tests") for s in chosen] + ["--scorecard", "-q"]
+    if args.impl:
+        pytest_args += ["--impl", args.impl]
+    if args.target:
+        pytest_args += ["--target", args.target]
+    return int(pytest.main(pytest_args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

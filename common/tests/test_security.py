@@ -1,0 +1,51 @@
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import jwt
+import pytest
+
+from common.security import TokenError, decode_token, hash_password, issue_token, verify_password
+
+SECRET = "s" * 64
+
+
+def test_password_hash_is_salted_argon2id_and_verifies():
+    first, second = hash_password("correct horse"), hash_password("correct horse")
+    assert first.startswith("$argon2id$") and first != second
+    assert verify_password(first, "correct horse")
+    assert not verify_password(first, "wrong horse")
+
+
+def test_verify_without_a_hash_fails_even_for_the_dummy_password():
+    assert not verify_password(None, "not-a-real-password")
+    assert not verify_password("garbage", "anything")
+
+
+def test_token_round_trip_carries_subject_and_unique_jti():
+    user = uuid.uuid4()
+    first = decode_token(issue_token(user_id=user, secret=SECRET, ttl=timedelta(minutes=5)), secret=SECRET)
+    second = decode_token(issue_token(user_id=user, secret=SECRET, ttl=timedelta(minutes=5)), secret=SECRET)
+    assert first.subject == user and first.token_id != second.token_id
+
+
+@pytest.mark.parametrize("make", [
+    lambda: issue_token(user_id=uuid.uuid4(), secret=SECRET, ttl=timedelta(minutes=-1)),
+    lambda: issue_token(user_id=uuid.uuid4(), secret="another-secret-" * 4, ttl=timedelta(minutes=5)),
+    lambda: jwt.encode({"sub": str(uuid.uuid4()), "iat": 0, "exp": 4_000_000_000, "jti": "x"}, None,
+                       algorithm="none"),
+    lambda: jwt.encode({"sub": str(uuid.uuid4()), "exp": 4_000_000_000}, SECRET, algorithm="HS256"),
+    lambda: jwt.encode({"sub": "not-a-uuid", "iat": 0, "exp": 4_000_000_000, "jti": "x"}, SECRET,
+                       algorithm="HS256"),
+    lambda: "not.a.token",
+], ids=["expired", "other-secret", "alg-none", "missing-claims", "bad-subject", "malformed"])
+def test_bad_tokens_are_refused(make):
+    with pytest.raises(TokenError):
+        decode_token(make(), secret=SECRET)
+
+
+def test_hs512_token_with_the_right_secret_is_refused():
+    token = jwt.encode({"sub": str(uuid.uuid4()), "iat": datetime.now(timezone.utc),
+                        "exp": datetime.now(timezone.utc) + timedelta(minutes=5), "jti": "x"},
+                       SECRET, algorithm="HS512")
+    with pytest.raises(TokenError):
+        decode_token(token, secret=SECRET)

@@ -1,0 +1,42 @@
+"""`make start STAGE=N`: copy stage N-1's end state into workspace/ as the learner's stage N attempt."""
+from __future__ import annotations
+
+import shutil
+import sys
+
+from ..stages import REPO_ROOT, stage
+
+WORKSPACE = REPO_ROOT / "workspace"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or not argv[0].isdigit():
+        print("usage: make start STAGE=<1-8>", file=sys.stderr)
+        return 2
+    try:
+        goal = stage(int(argv[0]))
+        base = stage(goal.number - 1)
+    except LookupError as exc:
+        print(f"error: {exc} (stage 0 has no previous stage to start from)", file=sys.stderr)
+        return 2
+    if not base.exists:
+        print(f"error: stage {base.number} ({base.folder}) is not in this repository yet", file=sys.stderr)
+        return 2
+    destination = WORKSPACE / goal.folder
+    if destination.exists():
+        print(f"error: {destination.relative_to(REPO_ROOT)} exists already; move it away to start over",
+              file=sys.stderr)
+        return 2
+    shutil.copytree(base.path, destination,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "CHANGES.diff", "tests"))
+    relative = destination.relative_to(REPO_ROOT)
+    print(f"Copied {base.folder} (the end state of stage {base.number}) to {relative}.\n"
+          f"Build stage {goal.number} - {goal.title} [{goal.title_zh}] there; the goals are in {goal.folder}/README.md.\n"
+          f"  serve it:  .venv/bin/python -m common.runner {goal.number} --impl {relative}\n"
+          f"  grade it:  make grade STAGE={goal.number} IMPL={relative}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
