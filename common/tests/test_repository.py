@@ -1,0 +1,96 @@
+"""The repository's own rules: checklists and tests in step, fresh diffs, carried fixes, pinned deps."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from common.stages import REPO_ROOT, STAGES
+from common.testing.checklist import CHECK_ID, ids_in_tests, readme_checklist
+from common.tools import diffs, start
+
+PRESENT = [s for s in STAGES if s.exists]
+
+
+def run(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=120, **kwargs)
+
+
+@pytest.mark.parametrize("stage", PRESENT, ids=lambda s: s.folder)
+def test_every_checklist_item_has_a_test_and_every_test_names_a_listed_item(stage):
+    listed = set(readme_checklist(stage.path))
+    tested = set(ids_in_tests(stage.path / "tests"))
+    assert listed, f"{stage.folder}/README.md has no checklist"
+    assert not listed - tested, f"README items with no test: {sorted(listed - tested)}"
+    assert not tested - listed, f"tests naming IDs the README lacks: {sorted(tested - listed)}"
+    for check_id in listed:
+        assert CHECK_ID.fullmatch(check_id) and int(check_id[1:check_id.index("-")]) <= stage.number
+
+
+@pytest.mark.parametrize("stage", PRESENT, ids=lambda s: s.folder)
+def test_stage_readme_keeps_both_titles_and_the_go_map(stage):
+    readme = (stage.path / "README.md").read_text(encoding="utf-8")
+    assert stage.title_zh in readme.splitlines()[0]
+    for heading in ("## Acceptance checklist", "## Code reading", "## From the original Go layout", "<details>"):
+        assert heading in readme, f"{stage.folder}/README.md lacks {heading}"
+
+
+def test_every_changes_diff_is_fresh():
+    result = run("-m", "common.tools.diffs", "--check")
+    assert result.returncode == 0, f"run `make diffs`:\n{result.stdout}"
+
+
+def test_consecutive_stage_diffs_keep_file_paths():
+    """Nothing is moved or renamed: a later stage holds every file of the stage before it."""
+    for old, new in diffs.consecutive_pairs():
+        gone = set(diffs.stage_files(old.path)) - set(diffs.stage_files(new.path))
+        assert not gone, f"{new.folder} lost {sorted(gone)}"
+
+
+def test_fixes_were_carried_into_later_stages():
+    result = run("-m", "common.tools.propagate", "--check")
+    assert result.returncode == 0, result.stdout
+
+
+def test_stage_code_imports_its_own_modules_relatively():
+    absolute = re.compile(r"^\s*(from|import)\s+stage\d+_", re.MULTILINE)
+    for stage in PRESENT:
+        for path in stage.path.rglob("*.py"):
+            assert not absolute.search(path.read_text(encoding="utf-8")), f"{path} imports a stage by name"
+
+
+def test_direct_dependencies_are_pinned_and_locked():
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["test"]
+    lock = (REPO_ROOT / "requirements.lock").read_text(encoding="utf-8").lower()
+    for requirement in wanted:
+        name, _, version = re.sub(r"\[.*\]", "", requirement).partition("==")
+        assert version, f"{requirement} is not pinned with =="
+        assert f"{name.lower()}=={version}" in lock.replace("_", "-"), f"{requirement} not in requirements.lock"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "make test" in readme and "make test" in ci
+
+
+def test_grade_refuses_an_impl_that_is_not_a_stage_package(tmp_path):
+    result = run("-m", "common.testing.grade", "--stage", "0", "--impl", str(tmp_path))
+    assert result.returncode != 0
+    assert "not a stage package" in result.stdout + result.stderr
+
+
+def test_start_copies_the_previous_stage_without_its_tests(tmp_path, monkeypatch):
+    monkeypatch.setattr(start, "WORKSPACE", tmp_path)
+    later = next((s for s in PRESENT if s.number > 0), None)
+    if later is None:
+        pytest.skip("only stage 0 exists")
+    assert start.main([str(later.number)]) == 0
+    copied = tmp_path / later.folder
+    assert (copied / "producer" / "__init__.py").is_file() and not (copied / "tests").exists()
+    assert start.main([str(later.number)]) == 2, "must refuse to overwrite an attempt"
