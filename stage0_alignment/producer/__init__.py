@@ -17,6 +17,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(load_config())
     if overrides:
         app.config.update(overrides)
-    db.init_app(app)
+    db.database.configure(url=app.config["DATABASE_URL"])
     router.init_app(app)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from common.errors import (ApiError, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge,
@@ -52,7 +52,5 @@ def http_error(exc: HTTPException) -> Response:
 
 def unexpected_error(exc: Exception) -> Response:
     """A bug: log it with its traceback, tell the client nothing about the internals."""
-    from flask import current_app
-
     current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(InternalError())

@@ -32,18 +32,19 @@ def processes_serving(port: int) -> list[int]:
     return pids
 
 
-def run_stage(implementation: Path, tmp_path: Path, port: int, **env: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "common.runner", "0", "--impl", str(implementation), "--port", str(port),
+def run_stage(stage, implementation: Path, tmp_path: Path, port: int, **env: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "common.runner", str(stage.number), "--impl", str(implementation),
+               "--port", str(port),
                "--var-dir", str(tmp_path / "var"), "--wait", "1"]
     return subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **env}, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 @pytest.mark.check("S0-AC12")
-def test_runner_serves_the_stage_prints_the_banner_and_leaves_nothing_on_ctrl_c(implementation, tmp_path):
+def test_runner_serves_the_stage_prints_the_banner_and_leaves_nothing_on_ctrl_c(stage, implementation, tmp_path):
     port = free_port()
     started = time.monotonic()
-    runner = run_stage(implementation, tmp_path, port)
+    runner = run_stage(stage, implementation, tmp_path, port)
     banner = []
     for line in runner.stdout:  # type: ignore[union-attr]
         banner.append(line)
@@ -65,10 +66,10 @@ def test_runner_serves_the_stage_prints_the_banner_and_leaves_nothing_on_ctrl_c(
 
 
 @pytest.mark.check("S0-AC12")
-def test_runner_reports_a_port_in_use_without_a_traceback(implementation, tmp_path):
+def test_runner_reports_a_port_in_use_without_a_traceback(stage, implementation, tmp_path):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        runner = run_stage(implementation, tmp_path, port)
+        runner = run_stage(stage, implementation, tmp_path, port)
         output, _ = runner.communicate(timeout=30)
     assert runner.returncode == 2
     assert f"port {port}" in output and "already in use" in output
@@ -76,9 +77,9 @@ def test_runner_reports_a_port_in_use_without_a_traceback(implementation, tmp_pa
 
 
 @pytest.mark.check("S0-AC12")
-def test_runner_names_an_unreachable_database_and_how_to_fix_it(implementation, tmp_path):
+def test_runner_names_an_unreachable_database_and_how_to_fix_it(stage, implementation, tmp_path):
     dead_port = free_port()
-    runner = run_stage(implementation, tmp_path, free_port(),
+    runner = run_stage(stage, implementation, tmp_path, free_port(),
                        DATABASE_URL=f"mysql+pymysql://someone:secret@127.0.0.1:{dead_port}/nothing")
     output, _ = runner.communicate(timeout=60)
     assert runner.returncode == 3

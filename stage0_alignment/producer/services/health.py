@@ -20,7 +20,7 @@ class Readiness:
 def readiness() -> Readiness:
     """Probe each dependency once and time it."""
     report = Readiness()
-    report.checks["database"] = _timed(db.ping)
+    report.checks["database"] = _timed(db.database.ping)
     return report
 
 
