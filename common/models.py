@@ -32,9 +32,14 @@ class Base(DeclarativeBase):
     type_annotation_map = {uuid.UUID: BinaryUUID(), datetime: UtcDateTime()}
 
 
+def _same_as_created_at(context) -> datetime:
+    return context.get_current_parameters()["created_at"]
+
+
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # A new row's two times are equal; any later UPDATE moves updated_at on.
+    updated_at: Mapped[datetime] = mapped_column(default=_same_as_created_at, onupdate=utcnow)
 
 
 class User(TimestampMixin, Base):

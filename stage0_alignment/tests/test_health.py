@@ -1,9 +1,15 @@
 """Liveness, readiness, request ids and the problem+json rendering of routing errors."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
+
+from common.stages import REPO_ROOT
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance", "code", "request_id"}
 
@@ -83,3 +89,38 @@ def test_wrong_method_is_a_405_problem_with_allow(api):
     response = api.delete("/healthz")
     assert_problem(response, 405, "METHOD_NOT_ALLOWED")
     assert "GET" in response.headers["Allow"]
+
+
+UNEXPECTED_ERROR_PROBE = """
+import json, sys
+from {package}.producer import create_app
+
+app = create_app()
+
+
+@app.get("/__probe_unexpected_error")
+def explode():
+    raise RuntimeError("internals: SELECT password_hash FROM users WHERE id = 42")
+
+
+response = app.test_client().get("/__probe_unexpected_error")
+json.dump({{"status": response.status_code, "type": response.content_type, "body": response.get_json(),
+           "request_id": response.headers.get("X-Request-ID")}}, sys.stdout)
+"""
+
+
+@pytest.mark.check("S0-AC10")
+def test_an_unexpected_error_is_a_500_problem_with_nothing_internal(implementation, service):
+    """White-box: add a route that raises to the implementation's own app, in a process of its own."""
+    env = {**os.environ, **service.env, "PYTHONPATH": os.pathsep.join([str(implementation.parent), str(REPO_ROOT)])}
+    probe = UNEXPECTED_ERROR_PROBE.format(package=implementation.name)
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
+                            cwd=implementation)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["status"] == 500 and outcome["type"] == "application/problem+json"
+    body = outcome["body"]
+    assert body["code"] == "INTERNAL_ERROR" and body["request_id"] == outcome["request_id"]
+    text = json.dumps(body)
+    for leak in ("SELECT", "password_hash", "RuntimeError", "Traceback", "internals"):
+        assert leak not in text

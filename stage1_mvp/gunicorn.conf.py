@@ -1,0 +1,15 @@
+"""Gunicorn settings for this stage; `make stageN`, the tests and `make bench` all use them."""
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+# Threads let one worker overlap requests that wait on the database; two processes use both cores.
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+timeout = 30
+graceful_timeout = 10
+keepalive = 5
+# The app writes its own request log from stage 2 on; gunicorn's access log would duplicate it.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "warning")
