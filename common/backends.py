@@ -149,7 +149,7 @@ def _start_embedded(kind: str, var_dir: Path, stack: ExitStack) -> Backend:
     if kind == "database":
         var_dir.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{(var_dir / 'producer.sqlite3').resolve()}"
-        return Backend(kind, url, True, f"embedded SQLite file {_relative(var_dir / 'producer.sqlite3')}",
+        return Backend(kind, url, True, f"embedded SQLite file {relative_path(var_dir / 'producer.sqlite3')}",
                        {"DATABASE_URL": url})
     if kind == "cache":
         cache = EmbeddedCache().start()
@@ -161,7 +161,8 @@ def _start_embedded(kind: str, var_dir: Path, stack: ExitStack) -> Backend:
     )
 
 
-def _relative(path: Path) -> Path:
+def relative_path(path: Path) -> Path:
+    """`path` relative to the working directory where it lies below it, for messages."""
     try:
         return path.resolve().relative_to(Path.cwd())
     except ValueError:

@@ -90,6 +90,13 @@ class InternalError(ApiError):
     """The only body a 5xx we did not plan for may have: nothing about the internals."""
 
 
+def client_error(status: int) -> ApiError:
+    """A 4xx the framework raised that the taxonomy has no class for (a client that hung up, say)."""
+    error = ApiError(HTTPStatus(status).description or HTTPStatus(status).phrase)
+    error.status, error.code = status, HTTPStatus(status).name
+    return error
+
+
 def problem_body(error: ApiError) -> dict[str, Any]:
     """Return the problem-details document for an error raised while serving this request."""
     body: dict[str, Any] = {

@@ -13,7 +13,8 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from .backends import Backend, BackendUnavailable, database_engine, resolve, wait_until_reachable
+from .backends import (Backend, BackendUnavailable, database_engine, relative_path, resolve,
+                       wait_until_reachable)
 from .schema import apply_schema
 from .service import PortInUse, ServiceFailed, ServiceProcess, check_port_free
 from .stages import REPO_ROOT, NotAStagePackage, StagePackage, stage
@@ -21,13 +22,13 @@ from .stages import REPO_ROOT, NotAStagePackage, StagePackage, stage
 EXIT_USAGE, EXIT_BACKEND = 2, 3
 
 
-def banner(title: str, url: str, backends: dict[str, Backend]) -> str:
+def banner(title: str, url: str, backends: dict[str, Backend], var_dir: Path) -> str:
     lines = [f"  {title}", f"  API      {url}   (docs: {url}/docs)"]
     for kind, backend in backends.items():
         where = backend.description if backend.embedded else f"real, {backend.safe_url}"
         lines.append(f"  {kind:<8} {where}")
     if any(b.embedded for b in backends.values()):
-        lines.append("  Embedded backends live only as long as this process (the SQLite file stays in var/).")
+        lines.append(f"  Embedded servers live as long as this process; files stay in {relative_path(var_dir)}/.")
     lines.append("  Ctrl-C stops everything started here.")
     rule = "=" * max(len(line) for line in lines)
     return "\n".join([rule, *lines, rule])
@@ -57,6 +58,8 @@ def run(number: int, *, impl: str | None, host: str, port: int, var_dir: Path, w
         raise KeyboardInterrupt  # unwinds through the ExitStack like Ctrl-C does
 
     signal.signal(signal.SIGTERM, stop_on_sigterm)
+    # A shell that starts us in the background sets SIGINT to "ignore"; Ctrl-C must still stop us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with ExitStack() as stack:
         backends = prepare_backends(target.backends, var_dir=var_dir, stack=stack, wait_seconds=wait_seconds)
         env = {key: value for backend in backends.values() for key, value in backend.env.items()}
@@ -65,7 +68,7 @@ def run(number: int, *, impl: str | None, host: str, port: int, var_dir: Path, w
         try:
             service.start(wait_seconds=30)
             title = f"Stage {target.number} - {target.title} [{target.title_zh}]  ({package.path.name})"
-            print(banner(title, service.url, backends), flush=True)
+            print(banner(title, service.url, backends, var_dir), flush=True)
             return service.wait()
         except KeyboardInterrupt:
             print("\nstopping ...", flush=True)

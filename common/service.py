@@ -43,8 +43,9 @@ class ServiceProcess:
     """One gunicorn master (in its own process group) serving one stage package."""
 
     def __init__(self, package: StagePackage, *, env: dict[str, str], host: str = "127.0.0.1",
-                 port: int, output: IO[str] | None = None) -> None:
+                 port: int, output: IO[str] | None = None, app_spec: str | None = None) -> None:
         self.package, self.host, self.port = package, host, port
+        self.app_spec = app_spec or package.app_spec
         self.env = {**os.environ, **env, "HOST": host, "PORT": str(port),
                     "PYTHONPATH": os.pathsep.join([str(package.path.parent), str(REPO_ROOT)])}
         self.output = output
@@ -56,7 +57,7 @@ class ServiceProcess:
 
     def start(self, *, wait_seconds: float = 30.0) -> "ServiceProcess":
         command = [sys.executable, "-m", "gunicorn", "--config", str(self.package.gunicorn_config),
-                   self.package.app_spec]
+                   self.app_spec]
         self.process = subprocess.Popen(
             command, env=self.env, cwd=self.package.path, stdout=self.output, stderr=subprocess.STDOUT
             if self.output else None, text=True, start_new_session=True,

@@ -13,7 +13,7 @@ import redis
 import requests
 from sqlalchemy import Engine, make_url
 
-from ..backends import Backend, database_engine
+from ..backends import Backend, BackendUnavailable, database_engine
 from ..runner import prepare_backends
 from ..service import ServiceProcess, free_port
 from ..stages import Stage, StagePackage
@@ -99,6 +99,7 @@ class Harness:
         self._backends: dict[str, Backend] = {}
         self._database: Database | None = None
         self._shared: dict[int, RunningService] = {}
+        self._unavailable: BackendUnavailable | None = None
 
     def close(self) -> None:
         for service in self._shared.values():
@@ -111,7 +112,13 @@ class Harness:
     def backends(self, kinds: tuple[str, ...]) -> dict[str, Backend]:
         missing = tuple(kind for kind in kinds if kind not in self._backends)
         if missing:
-            self._backends.update(prepare_backends(missing, var_dir=self.work_dir / "var", stack=self._stack))
+            if self._unavailable:  # one wait per session, not one per test
+                raise self._unavailable
+            try:
+                self._backends.update(prepare_backends(missing, var_dir=self.work_dir / "var", stack=self._stack))
+            except BackendUnavailable as exc:
+                self._unavailable = exc
+                raise
         return {kind: self._backends[kind] for kind in kinds}
 
     @property

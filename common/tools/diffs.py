@@ -3,24 +3,22 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import subprocess
 import sys
 from pathlib import Path
 
 from ..stages import STAGES, Stage, stage
 
 DIFF_NAME = "CHANGES.diff"
-_SKIP_DIRS = {"__pycache__", ".pytest_cache"}
 
 
 def stage_files(root: Path) -> dict[str, Path]:
-    """Every file of a stage folder that belongs in a diff, keyed by its path inside the stage."""
-    files = {}
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if path.is_file() and not _SKIP_DIRS & set(relative.parts) and relative.as_posix() != DIFF_NAME \
-                and path.suffix != ".pyc":
-            files[relative.as_posix()] = path
-    return files
+    """Every file of a stage folder that git would keep (tracked, or new and not ignored),
+    keyed by its path inside the stage."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", "."],
+                            cwd=root, capture_output=True, text=True, check=True).stdout.split("\0")
+    return {name: root / name for name in sorted(filter(None, listed))
+            if name != DIFF_NAME and (root / name).is_file()}
 
 
 def _lines(path: Path | None) -> list[str]:

@@ -8,7 +8,7 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from common.errors import (ApiError, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge,
-                           UnsupportedMediaType, error_response)
+                           UnsupportedMediaType, client_error, error_response)
 
 from .handlers import auth, docs, health, tasks
 
@@ -43,10 +43,11 @@ def echo_request_id(response: Response) -> Response:
 
 def http_error(exc: HTTPException) -> Response:
     """Werkzeug's own errors (routing, methods, body size) rendered as problem details."""
-    error_type = _HTTP_ERRORS.get(exc.code or 500)
-    if error_type is None:
+    status = exc.code or 500
+    if status >= 500:
         return unexpected_error(exc)
-    response = error_response(error_type())
+    error_type = _HTTP_ERRORS.get(status)
+    response = error_response(error_type() if error_type else client_error(status))
     if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
         response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))  # type: ignore[attr-defined]
     return response

@@ -1,0 +1,130 @@
+"""`make bench STAGE=N`: wrk against the stage's API and, in the same run, against a bare Flask app.
+
+Both are served by gunicorn with the stage's own gunicorn.conf.py, so the ratio shows what the
+stage's code costs on top of the framework. Needs Debian's `wrk`. Prints a table and writes
+reports/bench-stage<N>.json. The client shares the machine with the server: compare ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from pathlib import Path
+
+import requests
+
+from .runner import prepare_backends
+from .service import ServiceProcess, free_port
+from .stages import REPO_ROOT, StagePackage, stage
+
+POST_SCRIPT = """wrk.method = "POST"
+wrk.body = '{"type": "bench.job", "payload": {"user": 42, "items": [1, 2, 3], "note": "benchmark"}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+"""
+
+
+def wrk(url: str, *, seconds: int, connections: int, threads: int, headers: dict[str, str] | None = None,
+        script: Path | None = None) -> dict[str, float]:
+    """Run wrk once and return requests/s, p50/p99 in ms, and the count of non-2xx answers."""
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    if script:
+        command += ["-s", str(script)]
+    output = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        "p50_ms": _ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1)),  # type: ignore[union-attr]
+        "p99_ms": _ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1)),  # type: ignore[union-attr]
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),  # type: ignore[union-attr]
+        "non_2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", output)) else 0,
+    }
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m common.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("stage", type=int)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    if not shutil.which("wrk"):
+        print("error: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    target = stage(args.stage)
+    package = StagePackage.load(target.path)
+    results: dict[str, dict[str, float]] = {}
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as scratch:
+        backends = prepare_backends(target.backends, var_dir=Path(scratch) / "var", stack=stack)
+        env = {k: v for b in backends.values() for k, v in b.env.items()}
+        hello = ServiceProcess(package, env=env, port=free_port(), app_spec="common.bench_hello:app")
+        api = ServiceProcess(package, env=env, port=free_port())
+        for process in (hello, api):
+            stack.callback(process.stop)
+            process.start()
+        token, task_id = _seed(api.url)
+        script = Path(scratch) / "post.lua"
+        script.write_text(POST_SCRIPT % token)
+        auth = {"Authorization": f"Bearer {token}"}
+        runs = {
+            "hello-world": dict(url=f"{hello.url}/hello"),
+            "GET /api/v1/tasks/{id}": dict(url=f"{api.url}/api/v1/tasks/{task_id}", headers=auth),
+            "POST /api/v1/tasks": dict(url=f"{api.url}/api/v1/tasks", script=script),
+        }
+        for name, options in runs.items():
+            wrk(seconds=2, connections=args.connections, threads=args.threads, **options)  # warm-up
+            results[name] = wrk(seconds=args.seconds, connections=args.connections, threads=args.threads, **options)
+    base = results["hello-world"]["rps"]
+    for figures in results.values():
+        figures["ratio"] = round(figures["rps"] / base, 3)
+    report = {
+        "stage": target.folder,
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+        "database": backends["database"].description if backends["database"].embedded else "real "
+        + backends["database"].safe_url,
+        "wrk": f"-t{args.threads} -c{args.connections} -d{args.seconds}s (after a 2 s warm-up)",
+        "results": results,
+    }
+    print(f"stage {target.number} bench - {report['when']} - {report['machine']}\n"
+          f"database: {report['database']}\nwrk {report['wrk']}, gunicorn: {package.gunicorn_config.name}")
+    print(f"{'scenario':<26}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'x hello':>9}")
+    for name, f in results.items():
+        print(f"{name:<26}{f['rps']:>10.1f}{f['p50_ms']:>9.2f}{f['p99_ms']:>9.2f}{f['non_2xx']:>9}{f['ratio']:>9.3f}")
+    out = REPO_ROOT / "reports" / f"bench-stage{target.number}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written: {out.relative_to(REPO_ROOT)}")
+    return 0
+
+
+def _seed(url: str) -> tuple[str, str]:
+    """Make a user, a token and one task to read."""
+    credentials = {"username": f"bench{uuid.uuid4().hex[:12]}", "password": "benchmark-password"}
+    requests.post(f"{url}/api/v1/users", json=credentials, timeout=10).raise_for_status()
+    login = requests.post(f"{url}/api/v1/auth/login", json=credentials, timeout=10)
+    login.raise_for_status()
+    token = login.json()["access_token"]
+    task = requests.post(f"{url}/api/v1/tasks", json={"type": "bench.seed", "payload": {"n": 1}},
+                         headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    task.raise_for_status()
+    return token, task.json()["id"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""The baseline for `make bench`: a bare Flask app, served under the same gunicorn settings as a stage."""
+from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.get("/hello")
+def hello():
+    return {"hello": "world"}
