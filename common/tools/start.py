@@ -24,13 +24,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: stage {base.number} ({base.folder}) is not in this repository yet", file=sys.stderr)
         return 2
     destination = WORKSPACE / goal.folder
+    relative = destination.relative_to(REPO_ROOT) if destination.is_relative_to(REPO_ROOT) else destination
     if destination.exists():
-        print(f"error: {destination.relative_to(REPO_ROOT)} exists already; move it away to start over",
-              file=sys.stderr)
+        print(f"error: {relative} exists already; move it away to start over", file=sys.stderr)
         return 2
     shutil.copytree(base.path, destination,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "CHANGES.diff", "tests"))
-    relative = destination.relative_to(REPO_ROOT)
     print(f"Copied {base.folder} (the end state of stage {base.number}) to {relative}.\n"
           f"Build stage {goal.number} - {goal.title} [{goal.title_zh}] there; the goals are in {goal.folder}/README.md.\n"
           f"  serve it:  .venv/bin/python -m common.runner {goal.number} --impl {relative}\n"

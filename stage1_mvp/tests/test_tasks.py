@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -123,6 +124,16 @@ def test_cancel_moves_pending_to_canceled_once(api, alice, create_task):
     assert assert_contract(again, "POST", "/api/v1/tasks/{task_id}/cancel")["code"] == "TASK_NOT_CANCELABLE"
     missing = api.post(f"/api/v1/tasks/{uuid.uuid4()}/cancel", headers=alice.headers)
     assert missing.status_code == 404
+
+
+@pytest.mark.check("S1-AC7")
+def test_of_concurrent_cancels_exactly_one_wins(api, alice, create_task):
+    for _ in range(5):
+        task = create_task(alice)
+        url = f"/api/v1/tasks/{task['id']}/cancel"
+        with ThreadPoolExecutor(6) as pool:
+            statuses = sorted(pool.map(lambda _: api.post(url, headers=alice.headers).status_code, range(6)))
+        assert statuses == [200] + [409] * 5
 
 
 @pytest.mark.check("S1-AC9")

@@ -114,3 +114,13 @@ def test_no_password_hash_or_token_in_any_response(api, new_account, database):
     for response in responses:
         for secret in (account.password, stored, account.token, "$argon2"):
             assert secret not in response.text, f"{response.request.method} {response.request.url} leaks a secret"
+
+
+@pytest.mark.check("S1-AC11")
+def test_a_valid_token_of_a_user_that_no_longer_exists_gets_401(api, new_account, database):
+    account = new_account()
+    with database.engine.begin() as conn:
+        conn.execute(text("DELETE FROM users WHERE id = :id"), {"id": uuid.UUID(account.id).bytes})
+    response = api.post("/api/v1/tasks", json={"type": "t", "payload": {}}, headers=account.headers)
+    assert response.status_code == 401
+    assert assert_contract(response, "POST", "/api/v1/tasks")["code"] == "UNAUTHORIZED"

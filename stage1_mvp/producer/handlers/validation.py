@@ -5,10 +5,10 @@ import json
 import uuid
 from typing import Any, TypeVar
 
-from flask import request
+from flask import current_app, request
 from pydantic import BaseModel, ValidationError
 
-from common.errors import MalformedJson, UnsupportedMediaType, ValidationFailed
+from common.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from common.ids import parse_uuid
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -18,7 +18,10 @@ def parse_body(model: type[Model]) -> Model:
     """Parse a JSON request body into `model`."""
     if not request.is_json:
         raise UnsupportedMediaType()
-    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    raw = request.get_data(cache=False)  # 413 when Content-Length is past MAX_CONTENT_LENGTH
+    if request.content_length is None and len(raw) >= current_app.config["MAX_CONTENT_LENGTH"]:
+        # A chunked body is silently cut at the limit, so one that reaches it was too large.
+        raise PayloadTooLarge()
     try:
         document = json.loads(raw, parse_constant=_refuse_constant)
         json.dumps(document, ensure_ascii=False).encode("utf-8")  # lone surrogates cannot be stored

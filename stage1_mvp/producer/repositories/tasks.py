@@ -2,25 +2,48 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.models import Task
+from common.timeutil import utcnow
+
+
+class UnknownOwner(Exception):
+    """The foreign key on tasks.user_id refused the row: that user does not exist (any more)."""
 
 
 def add(session: Session, task: Task) -> Task:
     session.add(task)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise UnknownOwner(str(task.user_id)) from exc
     return task
 
 
-def get_owned(session: Session, *, user_id: uuid.UUID, task_id: uuid.UUID, for_update: bool = False) -> Task | None:
+def get_owned(session: Session, *, user_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
     """The task if it exists and belongs to `user_id`; another user's task is indistinguishable from none."""
-    query = select(Task).where(Task.id == task_id, Task.user_id == user_id)
-    if for_update:
-        query = query.with_for_update()
-    return session.scalars(query).one_or_none()
+    return session.scalars(select(Task).where(Task.id == task_id, Task.user_id == user_id)).one_or_none()
+
+
+def set_status_if(session: Session, *, user_id: uuid.UUID, task_id: uuid.UUID, allowed: Iterable[str],
+                  status: str) -> bool:
+    """Compare-and-set: move the task to `status` only if its current status is in `allowed`.
+
+    One conditional UPDATE is atomic on every database, SQLite included (which has no
+    SELECT ... FOR UPDATE), so of two racing cancels exactly one wins.
+    """
+    result = session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.user_id == user_id, Task.status.in_(list(allowed)))
+        .values(status=status, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 def page_owned(session: Session, *, user_id: uuid.UUID, before: uuid.UUID | None, status: str | None,

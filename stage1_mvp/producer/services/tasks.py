@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from common.errors import TaskNotCancelable, TaskNotFound, ValidationFailed
+from common.errors import TaskNotCancelable, TaskNotFound, Unauthorized, ValidationFailed
 from common.models import CANCELABLE_STATUSES, Task, TaskStatus
 
 from ..repositories import tasks
@@ -23,8 +23,12 @@ class TaskPage:
 def create_task(*, user_id: uuid.UUID, type_: str, payload: dict[str, Any], priority: int) -> Task:
     """Store a new PENDING task and return it."""
     with database.unit_of_work() as session:
-        task = tasks.add(session, Task(user_id=user_id, type=type_, payload=payload, priority=priority,
-                                       status=TaskStatus.PENDING.value))
+        try:
+            task = tasks.add(session, Task(user_id=user_id, type=type_, payload=payload, priority=priority,
+                                           status=TaskStatus.PENDING.value))
+        except tasks.UnknownOwner:
+            # A valid signature for a user that no longer exists: the token speaks for nobody.
+            raise Unauthorized("The bearer token's user does not exist.") from None
         session.commit()
     return task
 
@@ -50,14 +54,14 @@ def list_tasks(*, user_id: uuid.UUID, limit: int, cursor: str | None, status: st
 def cancel_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
     """Move a PENDING task to CANCELED; raise TaskNotCancelable from any other status."""
     with database.unit_of_work() as session:
-        # The row lock makes cancel-versus-cancel (or, later, cancel-versus-start) race-free.
-        task = tasks.get_owned(session, user_id=user_id, task_id=task_id, for_update=True)
-        if task is None:
-            raise TaskNotFound()
-        if TaskStatus(task.status) not in CANCELABLE_STATUSES:
-            raise TaskNotCancelable(f"The task is {task.status}; only a PENDING task can be canceled.")
-        task.status = TaskStatus.CANCELED.value
+        canceled = tasks.set_status_if(session, user_id=user_id, task_id=task_id, status=TaskStatus.CANCELED.value,
+                                       allowed=[status.value for status in CANCELABLE_STATUSES])
         session.commit()
+        task = tasks.get_owned(session, user_id=user_id, task_id=task_id)
+    if task is None:
+        raise TaskNotFound()
+    if not canceled:
+        raise TaskNotCancelable(f"The task is {task.status}; only a PENDING task can be canceled.")
     return task
 
 
