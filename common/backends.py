@@ -50,6 +50,10 @@ def database_engine(url: str, **kwargs):
     """Create an engine with the connect options every process here should use."""
     if make_url(url).get_backend_name() != "sqlite":
         kwargs.setdefault("connect_args", {"connect_timeout": 3, "read_timeout": 10, "write_timeout": 10})
+        # Keep a connection per worker thread (gunicorn.conf.py: threads = 8): overflow connections are
+        # closed on return, so a pool smaller than the thread count reconnects on every busy request.
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 5)
         return create_engine(url, pool_pre_ping=True, **kwargs)
     # A locked file waits this long, then fails fast instead of hanging a request.
     kwargs.setdefault("connect_args", {"timeout": 2})

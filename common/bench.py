@@ -1,8 +1,10 @@
 """`make bench STAGE=N`: wrk against the stage's API and, in the same run, against a bare Flask app.
 
 Both are served by gunicorn with the stage's own gunicorn.conf.py, so the ratio shows what the
-stage's code costs on top of the framework. Needs Debian's `wrk`. Prints a table and writes
-reports/bench-stage<N>.json. The client shares the machine with the server: compare ratios.
+stage's code costs on top of the framework. The scenarios run in interleaved rounds and each figure
+is the median over the rounds, so a burst of noise on a shared machine skews one round, not the
+result. Needs Debian's `wrk`. Prints a table and writes reports/bench-stage<N>.json. The client
+shares the machine with the server: compare ratios, not absolute figures.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,7 +62,8 @@ def _ms(text: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m common.bench", description=__doc__.splitlines()[0])
     parser.add_argument("stage", type=int)
-    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -68,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     target = stage(args.stage)
     package = StagePackage.load(target.path)
-    results: dict[str, dict[str, float]] = {}
     with ExitStack() as stack, tempfile.TemporaryDirectory() as scratch:
         backends = prepare_backends(target.backends, var_dir=Path(scratch) / "var", stack=stack)
         env = {k: v for b in backends.values() for k, v in b.env.items()}
@@ -86,9 +89,15 @@ def main(argv: list[str] | None = None) -> int:
             "GET /api/v1/tasks/{id}": dict(url=f"{api.url}/api/v1/tasks/{task_id}", headers=auth),
             "POST /api/v1/tasks": dict(url=f"{api.url}/api/v1/tasks", script=script),
         }
-        for name, options in runs.items():
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
+        for options in runs.values():
             wrk(seconds=2, connections=args.connections, threads=args.threads, **options)  # warm-up
-            results[name] = wrk(seconds=args.seconds, connections=args.connections, threads=args.threads, **options)
+        for _ in range(args.rounds):
+            for name, options in runs.items():
+                rounds[name].append(wrk(seconds=args.seconds, connections=args.connections, threads=args.threads,
+                                        **options))
+        results = {name: {key: statistics.median(r[key] for r in runs_) for key in runs_[0]}
+                   for name, runs_ in rounds.items()}
     base = results["hello-world"]["rps"]
     for figures in results.values():
         figures["ratio"] = round(figures["rps"] / base, 3)
@@ -98,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
         "database": backends["database"].description if backends["database"].embedded else "real "
         + backends["database"].safe_url,
-        "wrk": f"-t{args.threads} -c{args.connections} -d{args.seconds}s (after a 2 s warm-up)",
+        "wrk": f"-t{args.threads} -c{args.connections} -d{args.seconds}s, median of {args.rounds} interleaved "
+               "rounds after a 2 s warm-up",
         "results": results,
+        "rounds": rounds,
     }
     print(f"stage {target.number} bench - {report['when']} - {report['machine']}\n"
           f"database: {report['database']}\nwrk {report['wrk']}, gunicorn: {package.gunicorn_config.name}")

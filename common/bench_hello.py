@@ -7,3 +7,8 @@ app = Flask(__name__)
 @app.get("/hello")
 def hello():
     return {"hello": "world"}
+
+
+@app.get("/healthz")
+def healthz():  # what the launcher polls before the run starts
+    return {"status": "ok"}

@@ -42,9 +42,18 @@ def test_each_layer_has_its_modules(implementation):
 
 
 @pytest.mark.check("S1-AC16")
+def test_every_handler_goes_through_a_service(implementation):
+    producer = implementation / "producer"
+    for module in LAYERS["handlers"]:
+        path = producer / "handlers" / module
+        assert path.is_file(), f"missing handlers/{module}"
+        assert any(m.startswith("producer.services") for m in imported_modules(path, producer)), \
+            f"handlers/{module} does not call a service"
+
+
+@pytest.mark.check("S1-AC16")
 def test_handlers_never_reach_repositories_and_lower_layers_never_import_flask(implementation):
     producer = implementation / "producer"
-    assert (producer / "repositories").is_dir(), "no repositories layer"
     violations = []
     for layer, forbidden in FORBIDDEN.items():
         for path in sorted((producer / layer).glob("*.py")):
