@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BACKEND
     except ServiceFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exc.returncode or 1
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ class PortInUse(Exception):
 class ServiceFailed(Exception):
     """The service exited or never became healthy."""
 
+    def __init__(self, message: str, *, returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.returncode = returncode
+
 
 def check_port_free(host: str, port: int) -> None:
     """Raise PortInUse if something already listens on host:port."""
@@ -42,12 +46,13 @@ def free_port() -> int:
 class ServiceProcess:
     """One gunicorn master (in its own process group) serving one stage package."""
 
-    def __init__(self, package: StagePackage, *, env: dict[str, str], host: str = "127.0.0.1",
+    def __init__(self, package: StagePackage, *, env: dict[str, str | None], host: str = "127.0.0.1",
                  port: int, output: IO[str] | None = None, app_spec: str | None = None) -> None:
         self.package, self.host, self.port = package, host, port
         self.app_spec = app_spec or package.app_spec
-        self.env = {**os.environ, **env, "HOST": host, "PORT": str(port),
-                    "PYTHONPATH": os.pathsep.join([str(package.path.parent), str(REPO_ROOT)])}
+        merged = {**os.environ, **env, "HOST": host, "PORT": str(port),
+                  "PYTHONPATH": os.pathsep.join([str(package.path.parent), str(REPO_ROOT)])}
+        self.env = {key: value for key, value in merged.items() if value is not None}  # None unsets
         self.output = output
         self.process: subprocess.Popen[str] | None = None
 
@@ -59,7 +64,7 @@ class ServiceProcess:
         command = [sys.executable, "-m", "gunicorn", "--config", str(self.package.gunicorn_config),
                    self.app_spec]
         self.process = subprocess.Popen(
-            command, env=self.env, cwd=self.package.path, stdout=self.output, stderr=subprocess.STDOUT
+            command, env=self.env, cwd=REPO_ROOT, stdout=self.output, stderr=subprocess.STDOUT
             if self.output else None, text=True, start_new_session=True,
         )
         if wait_seconds:
@@ -72,7 +77,7 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             if self.process and self.process.poll() is not None:
                 raise ServiceFailed(f"{self.package.name} exited with code {self.process.returncode} "
-                                    "before it was healthy")
+                                    "before it was healthy", returncode=self.process.returncode)
             try:
                 if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return

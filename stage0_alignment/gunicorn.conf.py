@@ -9,7 +9,12 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = 30
 graceful_timeout = 10
 keepalive = 5
+# The longest request line gunicorn takes (its default, 4094, would refuse a legal 512-character
+# cursor once percent-encoded, with an HTML 414 outside the contract).
+limit_request_line = 8190
 # The app writes its own request log from stage 2 on; gunicorn's access log would duplicate it.
 accesslog = None
 errorlog = "-"
+# gunicorn's control socket lives at one path per user; several instances (tests, bench) would fight over it.
+control_socket_disable = True
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "warning")

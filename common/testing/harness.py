@@ -76,6 +76,11 @@ class RunningService:
     log_file: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
 
+    def wait_exit(self, timeout: float = 30) -> int:
+        """Wait for a service that is expected to stop by itself; return its exit code."""
+        assert self.process is not None and self.process.process is not None
+        return self.process.process.wait(timeout)
+
     def client(self) -> ApiClient:
         return ApiClient(self.url)
 
@@ -138,7 +143,8 @@ class Harness:
 
     # -- services ------------------------------------------------------------------------------
     def service_env(self, stage: Stage) -> dict[str, str]:
-        env: dict[str, str] = {"JWT_SECRET": self.jwt_secret}
+        # ENV_FILE empty: a developer's .env must not leak into the services under test.
+        env: dict[str, str] = {"JWT_SECRET": self.jwt_secret, "ENV_FILE": ""}
         for kind, backend in self.backends(stage.backends).items():
             env.update(backend.env)
         if "database" in stage.backends:
@@ -153,7 +159,7 @@ class Harness:
             self._shared[stage.number] = self.launch(stage)
         return self._shared[stage.number]
 
-    def launch(self, stage: Stage, *, env: dict[str, str] | None = None, wait: bool = True,
+    def launch(self, stage: Stage, *, env: dict[str, str | None] | None = None, wait: bool = True,
                name: str | None = None) -> RunningService:
         """Start a service of `stage` (the IMPL package if one was given); the caller stops it."""
         if self.target:
@@ -166,8 +172,13 @@ class Harness:
         output = log_file.open("w", encoding="utf-8")
         self._stack.callback(output.close)
         process = ServiceProcess(package, env=full_env, port=port, output=output)
-        service = RunningService(process.url, stage, package, process, log_file, full_env)
-        process.start(wait_seconds=30 if wait else 0)
+        service = RunningService(process.url, stage, package, process, log_file,
+                                 {k: v for k, v in full_env.items() if v is not None})
+        try:
+            process.start(wait_seconds=30 if wait else 0)
+        except Exception:
+            process.stop()
+            raise
         return service
 
     def describe(self) -> dict[str, Any]:

@@ -156,7 +156,9 @@ def launch(harness: Harness, stage: Stage) -> Iterator[Callable[..., RunningServ
     _needs_access(harness, "to start its own service")
     started: list[RunningService] = []
 
-    def start(env: dict[str, str] | None = None, *, wait: bool = True, name: str | None = None) -> RunningService:
+    def start(env: dict[str, str | None] | None = None, *, wait: bool = True,
+              name: str | None = None) -> RunningService:
+        """Start a service; an env value of None removes that variable."""
         service = harness.launch(stage, env=env, wait=wait, name=name)
         started.append(service)
         return service

@@ -30,7 +30,8 @@ def fuzz_account(new_account):
 
 @pytest.mark.check("S1-AC17")
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+# derandomize: the same examples every run, so CI is reproducible; raise max_examples to explore.
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_generated_requests_get_no_5xx_and_conform_to_the_contract(case, service, fuzz_account):
     # /readyz may say 503 only when a dependency is down; during this run none is.
     case.call_and_validate(base_url=service.url, headers=fuzz_account.headers, checks=CHECKS)

@@ -80,7 +80,8 @@ def test_list_is_newest_first_in_keyset_pages_and_filters_by_status(api, alice, 
 
 @pytest.mark.check("S1-AC5")
 @pytest.mark.parametrize("params", [{"limit": "0"}, {"limit": "101"}, {"limit": "ten"}, {"status": "DONE"},
-                                    {"cursor": "not-a-cursor"}, {"cursor": "AAAA"}, {"colour": "red"},
+                                    {"cursor": "not-a-cursor"}, {"cursor": "AAAA"}, {"cursor": "\U0001F600" * 512},
+                                    {"colour": "red"},
                                     {"limit": ["2", "3"]}], ids=str)
 def test_list_refuses_bad_parameters(api, alice, params):
     response = api.get("/api/v1/tasks", params=params, headers=alice.headers)
