@@ -30,7 +30,7 @@ def openapi_for_stage(number: int) -> dict[str, Any]:
     spec = copy.deepcopy(openapi())
 
     def applies(node: dict[str, Any]) -> bool:
-        node = _resolve(spec, node)
+        node = resolve_ref(spec, node)
         return node.get("x-since-stage", 0) <= number <= node.get("x-until-stage", number)
 
     for path in list(spec["paths"]):
@@ -50,7 +50,8 @@ def openapi_for_stage(number: int) -> dict[str, Any]:
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
-def _resolve(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+def resolve_ref(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """Follow `$ref` pointers (within the document) until a node without one."""
     while "$ref" in node:
         target: Any = spec
         for part in node["$ref"].removeprefix("#/").split("/"):

@@ -22,22 +22,13 @@ def _validator(method: str, path: str, status: str, media_type: str) -> jsonsche
     return jsonschema.Draft202012Validator(rooted, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
 
-def _resolve(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
-        target: Any = spec
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
-
-
 def _response(spec: dict[str, Any], method: str, path: str, status: str) -> dict[str, Any]:
     operation = spec["paths"][path][method.lower()]
     responses = operation["responses"]
     if status not in responses:
         raise AssertionError(f"{method} {path} answered {status}, which the contract does not document "
                              f"({', '.join(sorted(responses))})")
-    return _resolve(spec, responses[status])
+    return contract.resolve_ref(spec, responses[status])
 
 
 def assert_contract(response: requests.Response, method: str, path: str) -> Any:
@@ -50,7 +41,7 @@ def assert_contract(response: requests.Response, method: str, path: str) -> Any:
     if documented.get("content"):
         assert media_type in documented["content"], f"{status} with {media_type}, contract says {list(documented['content'])}"
     for name, header in documented.get("headers", {}).items():
-        if _resolve(spec, header).get("required"):
+        if contract.resolve_ref(spec, header).get("required"):
             assert name in response.headers, f"{method} {path} {status} lacks the {name} header"
     validator = _validator(method.lower(), path, status, media_type)
     body = response.json() if media_type.endswith("json") else response.text

@@ -28,15 +28,6 @@ def operations(spec):
                 yield method, path, operation
 
 
-def resolve(spec, node):
-    while isinstance(node, dict) and "$ref" in node:
-        target = spec
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
-
-
 @pytest.mark.check("S0-AC1")
 def test_contract_validates_as_openapi_3_1():
     spec = contract.openapi()
@@ -66,7 +57,7 @@ def test_contract_documents_the_headers_of_the_specification():
     spec = contract.openapi()
     for method, path, op in operations(spec):
         for status, response in op["responses"].items():
-            response = resolve(spec, response)
+            response = contract.resolve_ref(spec, response)
             headers = {name.lower() for name in response.get("headers", {})}
             assert "x-request-id" in headers, f"{method} {path} {status} lacks X-Request-ID"
             if status == "401":
@@ -79,8 +70,9 @@ def test_contract_documents_the_headers_of_the_specification():
                 assert "application/problem+json" in response["content"], f"{method} {path} {status}"
     create = spec["paths"]["/api/v1/tasks"]["post"]
     for status in ("201", "202"):
-        assert "location" in {h.lower() for h in resolve(spec, create["responses"][status])["headers"]}
-    parameters = [resolve(spec, p) for p in create.get("parameters", [])]
+        headers = contract.resolve_ref(spec, create["responses"][status])["headers"]
+        assert "location" in {name.lower() for name in headers}
+    parameters = [contract.resolve_ref(spec, p) for p in create.get("parameters", [])]
     assert any(p["in"] == "header" and p["name"] == "Idempotency-Key" for p in parameters)
 
 
