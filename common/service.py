@@ -61,10 +61,12 @@ class ServiceProcess:
         return f"http://{self.host}:{self.port}"
 
     def start(self, *, wait_seconds: float = 30.0) -> "ServiceProcess":
+        # gunicorn puts its working directory first on sys.path: it must be the package's parent, or a
+        # learner's workspace/stage1_mvp would be shadowed by the reference stage1_mvp at the root.
         command = [sys.executable, "-m", "gunicorn", "--config", str(self.package.gunicorn_config),
                    self.app_spec]
         self.process = subprocess.Popen(
-            command, env=self.env, cwd=REPO_ROOT, stdout=self.output, stderr=subprocess.STDOUT
+            command, env=self.env, cwd=self.package.path.parent, stdout=self.output, stderr=subprocess.STDOUT
             if self.output else None, text=True, start_new_session=True,
         )
         if wait_seconds:

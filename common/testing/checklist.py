@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 CHECK_ID = re.compile(r"S(\d+)-AC(\d+)")
@@ -26,6 +27,7 @@ class CheckItem:
         return int(stage), int(number)
 
 
+@cache
 def readme_checklist(stage_dir: Path) -> dict[str, CheckItem]:
     """Return the checklist rows of `<stage_dir>/README.md`, keyed by ID."""
     items: dict[str, CheckItem] = {}

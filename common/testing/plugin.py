@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ..stages import NotAStagePackage, Stage, stage_of_path
+from ..stages import NotAStagePackage, Stage, StagePackage, stage_of_path
 from .checklist import readme_checklist
 from .harness import ApiClient, Database, Harness, RunningService
 from .scorecard import Scorecard
@@ -31,6 +31,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "check(id): the acceptance checklist item (e.g. S1-AC3) this test proves")
     if config.getoption("--impl") and config.getoption("--target"):
         raise pytest.UsageError("give IMPL= or TARGET=, not both")
+    if config.getoption("--impl"):
+        try:
+            StagePackage.load(config.getoption("--impl"))
+        except NotAStagePackage as exc:
+            raise pytest.UsageError(f"IMPL={exc}") from None
     config.stash[_scorecard_key] = Scorecard()
 
 
@@ -98,11 +103,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
 @pytest.fixture(scope="session")
 def harness(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     """Every backend and service this session starts; all stopped when the session ends."""
-    try:
-        instance = Harness(impl=pytestconfig.getoption("--impl"), target=pytestconfig.getoption("--target"),
-                           work_dir=tmp_path_factory.mktemp("harness"))
-    except NotAStagePackage as exc:
-        raise pytest.UsageError(f"IMPL={exc}") from None
+    instance = Harness(impl=pytestconfig.getoption("--impl"), target=pytestconfig.getoption("--target"),
+                       work_dir=tmp_path_factory.mktemp("harness"))
     pytestconfig.stash[_harness_key] = instance
     yield instance
     instance.close()

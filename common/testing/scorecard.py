@@ -43,19 +43,14 @@ class Scorecard:
             self.rows.setdefault((stage.number, item.id), Row(stage.number, item))
 
     def record(self, stage: Stage, ids: list[str], report: pytest.TestReport) -> None:
-        if report.when != "call" and not (report.failed or report.skipped):
-            return
-        if report.failed:
-            verdict, reason = "FAIL", f"{report.when}: {report.longrepr.reprcrash.message if hasattr(report.longrepr, 'reprcrash') else report.longrepr}"  # noqa: E501
-        elif report.skipped:
-            verdict = "SKIP"
-            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        else:
-            verdict, reason = "PASS", ""
+        """Fold one test phase's outcome into the rows of the checklist items the test proves."""
+        if report.passed and report.when != "call":
+            return  # a passing setup or teardown says nothing yet
+        verdict = "FAIL" if report.failed else "SKIP" if report.skipped else "PASS"
+        reason = _reason(report) if verdict != "PASS" else ""
         for check_id in ids:
-            row = self.rows.get((stage.number, check_id))
-            if row:
-                row.add(report.nodeid, verdict, reason.splitlines()[0][:200] if reason else "")
+            if row := self.rows.get((stage.number, check_id)):
+                row.add(report.nodeid, verdict, reason)
 
     def sorted_rows(self) -> list[Row]:
         return sorted(self.rows.values(), key=lambda row: (row.stage, row.item.sort_key))
@@ -104,3 +99,13 @@ class Scorecard:
         md += ["", "Totals: " + ", ".join(f"{count} {name}" for name, count in data["totals"].items()), ""]
         md_path.write_text("\n".join(md), encoding="utf-8")
         return [md_path, json_path]
+
+
+def _reason(report: pytest.TestReport) -> str:
+    """The first line of why a test failed or was skipped."""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        text = str(report.longrepr[2])
+    else:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        text = crash.message if crash else str(report.longrepr)
+    return f"{report.when}: {text.splitlines()[0][:200]}" if text else report.when

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
 
 import pytest
+import requests
 
-from common.stages import REPO_ROOT, STAGES
+from common.service import ServiceProcess, free_port
+from common.stages import REPO_ROOT, STAGES, StagePackage
 from common.testing.checklist import CHECK_ID, ids_in_tests, readme_checklist
 from common.tools import diffs, start
 
@@ -94,3 +97,20 @@ def test_start_copies_the_previous_stage_without_its_tests(tmp_path, monkeypatch
     copied = tmp_path / later.folder
     assert (copied / "producer" / "__init__.py").is_file() and not (copied / "tests").exists()
     assert start.main([str(later.number)]) == 2, "must refuse to overwrite an attempt"
+
+
+def test_a_learner_package_is_served_even_when_it_shares_the_reference_name(tmp_path):
+    """workspace/stage1_mvp (a copy of stage 0) must not be shadowed by the reference stage1_mvp."""
+    later = next((s for s in PRESENT if s.number > 0), None)
+    if later is None:
+        pytest.skip("only stage 0 exists")
+    copy = tmp_path / later.folder
+    shutil.copytree(REPO_ROOT / "stage0_alignment", copy, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    db = tmp_path / "db.sqlite3"
+    process = ServiceProcess(StagePackage.load(copy), env={"DATABASE_URL": f"sqlite:///{db}"}, port=free_port())
+    try:
+        process.start()
+        # Stage 0 has no users route: a 404 proves the copy is served, not the reference.
+        assert requests.post(f"{process.url}/api/v1/users", json={}, timeout=5).status_code == 404
+    finally:
+        process.stop()
