@@ -5,7 +5,7 @@ import os
 import sys
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -21,13 +21,22 @@ class Settings(BaseSettings):
 
     app_env: Literal["dev", "test", "prod"] = "dev"
     database_url: str = Field(min_length=1)
-    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), min_length=16)
     access_token_ttl_seconds: int = Field(900, ge=60, le=86_400)
     debug: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] | None = None
     log_sample_rate: float = Field(1.0, ge=0.0, le=1.0)
     log_slow_request_ms: int = Field(500, ge=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _is_a_database_url(cls, value: str) -> str:
+        try:
+            make_url(value)
+        except Exception:  # noqa: BLE001 - make_url raises several types for junk
+            raise ValueError("not a SQLAlchemy database URL (e.g. mysql+pymysql://user:pw@host:3306/db)") from None
+        return value
 
     @property
     def effective_log_format(self) -> str:
@@ -75,11 +84,8 @@ def production_problems(settings: Settings) -> list[tuple[str, str]]:
         problems.append(("JWT_SECRET", "is the development default; set a random secret in prod"))
     elif len(secret) < MIN_PROD_SECRET_LENGTH:
         problems.append(("JWT_SECRET", f"is shorter than {MIN_PROD_SECRET_LENGTH} characters; too weak for prod"))
-    try:
-        if make_url(settings.database_url).get_backend_name() == "sqlite":
-            problems.append(("DATABASE_URL", "is SQLite, which prod refuses; point it at MySQL/MariaDB"))
-    except Exception:  # noqa: BLE001 - make_url raises several types for junk
-        problems.append(("DATABASE_URL", "is not a database URL"))
+    if make_url(settings.database_url).get_backend_name() == "sqlite":
+        problems.append(("DATABASE_URL", "is SQLite, which prod refuses; point it at MySQL/MariaDB"))
     if settings.debug:
         problems.append(("DEBUG", "is on; prod refuses debug mode"))
     return problems
@@ -98,4 +104,6 @@ def settings_or_exit() -> Settings:
 def _describe(error: dict[str, Any]) -> str:
     if error["type"] == "missing":
         return "is required but not set"
+    if error["type"] in ("too_short", "string_too_short"):
+        return f"is too short: at least {error['ctx']['min_length']} characters"
     return f"is invalid: {error['msg']}"

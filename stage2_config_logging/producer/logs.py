@@ -19,17 +19,21 @@ from loguru import logger
 from .config import Settings
 
 CONSOLE_FORMAT = ("<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
-                  "<cyan>{extra[logger]}</cyan> {extra[request_label]} <level>{message}</level>{extra[fields]}")
+                  "<cyan>{extra[logger]}</cyan> {extra[request_label]} <level>{extra[message_line]}</level>{extra[fields]}")
 _REDACTIONS = (
+    # A whole Authorization value, whatever its scheme ("Basic dXNl...", "Bearer eyJ...").
+    (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)[^\"'\n,}]+"), r"\1***"),
     (re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+"), r"\1***"),
     (re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*"), "***"),  # anything shaped like a JWT
     (re.compile(r"(://[^:/@\s]*:)[^@\s]+@"), r"\1***@"),  # the password in a DSN
-    (re.compile(r"\$argon2[^\s\"',)]+"), "***"),  # password hashes
-    (re.compile(r"(?i)([\"']?(?:password|passwd|secret|token|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
-     r"\1***"),
+    (re.compile(r"\$argon2[a-z]*\$[^\s\"']+"), "***"),  # a whole password hash, parameters and all
+    (re.compile(r"(?i)([\"']?(?:password|passwd|secret|token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"), r"\1***"),
 )
+# A value logged under one of these names is masked whole, whatever it looks like.
+_SENSITIVE_KEY = re.compile(r"(?i)^(?:\w+_)?(?:password|passwd|secret|token|authorization|cookie)$")
+
 # Extra keys the formats place themselves; every other bound key is a field of its own.
-_FORMATTED = frozenset({"logger", "request_id", "request_label", "fields"})
+_FORMATTED = frozenset({"logger", "request_id", "request_label", "message_line", "fields"})
 
 
 def redact(text: str) -> str:
@@ -55,9 +59,11 @@ def _add_context(record: dict[str, Any]) -> None:
     if extra.get("request_id") is None and has_request_context():
         extra["request_id"] = g.get("request_id")
     extra.setdefault("request_id", None)
-    extra["request_label"] = extra["request_id"] or "-"
-    fields = {k: v for k, v in extra.items() if k not in _FORMATTED}
-    extra["fields"] = "".join(f" {k}={v}" for k, v in fields.items())
+    extra["request_label"] = _one_line(extra["request_id"] or "-")
+    fields = {k: "***" if _SENSITIVE_KEY.search(k) and v is not None else v
+              for k, v in extra.items() if k not in _FORMATTED}
+    extra["fields"] = "".join(f" {k}={_one_line(v)}" for k, v in fields.items())
+    extra["message_line"] = _one_line(record["message"])
 
 
 def _console_sink(message) -> None:
@@ -74,7 +80,9 @@ def _json_sink(message) -> None:
         "logger": extra.get("logger") or record["name"],
         "request_id": extra.get("request_id"),
     }
-    line.update({k: v for k, v in extra.items() if k not in _FORMATTED})
+    for key, value in extra.items():
+        if key not in _FORMATTED:
+            line.setdefault(key, value)  # a bound field never overwrites ts, level, msg, ...
     if record["exception"] is not None:
         exc_type, exc_value, exc_traceback = record["exception"]
         line["exception"] = f"{exc_type.__name__ if exc_type else 'Exception'}: {exc_value}"
@@ -86,8 +94,14 @@ def _redact_values(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {k: _redact_values(v) for k, v in value.items()}
+        return {k: "***" if _SENSITIVE_KEY.search(k) and v is not None else _redact_values(v)
+                for k, v in value.items()}
     return value
+
+
+def _one_line(value: Any) -> str:
+    """A value as console text that cannot start a forged line of its own."""
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
 
 
 class InterceptHandler(logging.Handler):

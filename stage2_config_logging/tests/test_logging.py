@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 
 import pytest
 
 from common.service import free_port
+from common.stages import REPO_ROOT
 
 REQUIRED = {"ts", "level", "msg", "logger", "request_id"}
 ACCESS = {"method", "path", "status", "latency_ms", "user_id", "remote_addr"}
@@ -128,6 +132,50 @@ def test_a_dsn_password_never_reaches_the_logs(launch, database):
     records = parse_lines(text)
     assert any(r["msg"] == "database unavailable" for r in records), "the outage was not logged"
     assert any("producer:***@" in str(r.get("database_url", "")) for r in records), "settings line missing"
+
+
+REDACTION_PROBE = """
+import sys
+from loguru import logger
+from {package}.producer.config import load_settings
+from {package}.producer import logs
+
+logs.configure(load_settings(log_format=sys.argv[1], log_level="DEBUG"))
+hash_ = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$ZGlnZXN0ZGlnZXN0ZGlnZXN0"
+token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+logger.info("login password=hunter2-secret with Authorization: Basic dXNlcjpodW50ZXI=")
+logger.info("stored " + hash_ + " and Bearer " + token)
+logger.bind(password="hunter2-secret", jwt_secret="signing-key-secret").info("fields")
+logger.info("dsn mysql+pymysql://producer:dsn-secret-pw@db:3306/producer")
+try:
+    raise RuntimeError("failed with token=" + token)
+except RuntimeError:
+    logger.exception("boom")
+logger.info("forged\\n{{\\"level\\": \\"INFO\\", \\"msg\\": \\"fake\\"}}")
+"""
+LEAKS = ("hunter2-secret", "c2lnbmF0dXJl", "ZGlnZXN0ZGlnZXN0", "signing-key-secret", "dsn-secret-pw", "dXNlcjpodW50ZXI")
+
+
+@pytest.mark.check("S2-AC6")
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_redaction_masks_secrets_in_messages_fields_and_tracebacks(implementation, service, log_format):
+    """White-box: drive the implementation's own logging set-up with secrets in every place."""
+    env = {**os.environ, **service.env, "PYTHONPATH": os.pathsep.join([str(implementation.parent), str(REPO_ROOT)])}
+    probe = REDACTION_PROBE.format(package=implementation.name)
+    result = subprocess.run([sys.executable, "-c", probe, log_format], env=env, capture_output=True, text=True,
+                            timeout=60, cwd=implementation.parent)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert "boom" in output and "dsn mysql+pymysql://producer:***@db" in output, output
+    for leak in LEAKS:
+        assert leak not in output, f"{leak} leaked in {log_format}:\n{output}"
+    lines = [line for line in output.splitlines() if line.strip()]
+    if log_format == "json":
+        records = [json.loads(line) for line in lines]
+        assert [r["msg"] for r in records if r["msg"] == "fake"] == [], "a message forged a record"
+        assert any(r.get("traceback") for r in records), "the exception's traceback is logged"
+    else:
+        assert not any(line.startswith("{") for line in lines), "a message forged a line"
 
 
 @pytest.mark.check("S2-AC7")
