@@ -18,8 +18,8 @@ from loguru import logger
 
 from .config import Settings
 
-CONSOLE_FORMAT = ("<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
-                  "<cyan>{extra[logger]}</cyan> {extra[request_label]} <level>{extra[message_line]}</level>{extra[fields]}")
+CONSOLE_FORMAT = ("<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> <cyan>{extra[logger]}</cyan> "
+                  "{extra[request_label]} <level>{extra[message_line]}</level>{extra[fields]}")
 _REDACTIONS = (
     # A whole Authorization value, whatever its scheme ("Basic dXNl...", "Bearer eyJ...").
     (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)[^\"'\n,}]+"), r"\1***"),
@@ -55,13 +55,13 @@ def configure(settings: Settings) -> None:
 
 
 def _add_context(record: dict[str, Any]) -> None:
+    """Patcher: attach the request id, and pre-render the console's message and fields."""
     extra = record["extra"]
     if extra.get("request_id") is None and has_request_context():
         extra["request_id"] = g.get("request_id")
     extra.setdefault("request_id", None)
     extra["request_label"] = _one_line(extra["request_id"] or "-")
-    fields = {k: "***" if _SENSITIVE_KEY.search(k) and v is not None else v
-              for k, v in extra.items() if k not in _FORMATTED}
+    fields = {k: _mask_field(k, v) for k, v in extra.items() if k not in _FORMATTED}
     extra["fields"] = "".join(f" {k}={_one_line(v)}" for k, v in fields.items())
     extra["message_line"] = _one_line(record["message"])
 
@@ -94,9 +94,12 @@ def _redact_values(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {k: "***" if _SENSITIVE_KEY.search(k) and v is not None else _redact_values(v)
-                for k, v in value.items()}
+        return {k: _redact_values(_mask_field(k, v)) for k, v in value.items()}
     return value
+
+
+def _mask_field(name: str, value: Any) -> Any:
+    return "***" if value is not None and _SENSITIVE_KEY.search(name) else value
 
 
 def _one_line(value: Any) -> str:
