@@ -40,6 +40,11 @@ def readme_checklist(stage_dir: Path) -> dict[str, CheckItem]:
     return items
 
 
+def check_ids(item) -> list[str]:
+    """The checklist IDs a collected pytest item names with `@pytest.mark.check(...)`."""
+    return [str(arg) for mark in item.iter_markers("check") for arg in mark.args]
+
+
 def ids_in_tests(tests_dir: Path) -> dict[str, list[str]]:
     """Return {check id: [test locations]} for every `@pytest.mark.check("...")` under `tests_dir`."""
     found: dict[str, list[str]] = {}

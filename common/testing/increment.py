@@ -11,8 +11,7 @@ import sys
 import pytest
 
 from ..stages import stage
-from .checklist import readme_checklist
-from .plugin import check_ids
+from .checklist import check_ids, readme_checklist
 
 
 class _Outcomes:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ..stages import NotAStagePackage, Stage, StagePackage, stage_of_path
-from .checklist import readme_checklist
+from .checklist import check_ids, readme_checklist
 from .harness import ApiClient, Database, Harness, RunningService
 from .scorecard import Scorecard
 
@@ -37,10 +37,6 @@ def pytest_configure(config: pytest.Config) -> None:
         except NotAStagePackage as exc:
             raise pytest.UsageError(f"IMPL={exc}") from None
     config.stash[_scorecard_key] = Scorecard()
-
-
-def check_ids(item: pytest.Item) -> list[str]:
-    return [str(arg) for mark in item.iter_markers("check") for arg in mark.args]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
