@@ -45,21 +45,29 @@ def redact(text: str) -> str:
 
 def configure(settings: Settings) -> None:
     """Install the one sink for this process (gunicorn's master calls this; workers inherit it)."""
+    console = settings.effective_log_format == "console"
     logger.remove()
-    logger.configure(patcher=_add_context, extra={"logger": "producer", "request_id": None})
-    sink = _json_sink if settings.effective_log_format == "json" else _console_sink
+    logger.configure(patcher=_add_console_text if console else _add_context,
+                     extra={"logger": "producer", "request_id": None})
     # diagnose=False: never print variable values in tracebacks, they may hold secrets.
-    logger.add(sink, level=settings.log_level, format=CONSOLE_FORMAT, colorize=sys.stderr.isatty(),
+    logger.add(_console_sink if console else _json_sink, level=settings.log_level,
+               format=CONSOLE_FORMAT if console else "{message}", colorize=console and sys.stderr.isatty(),
                backtrace=False, diagnose=False)
     logging.basicConfig(handlers=[InterceptHandler()], level=logging.WARNING, force=True)
 
 
 def _add_context(record: dict[str, Any]) -> None:
-    """Patcher: attach the request id, and pre-render the console's message and fields."""
+    """Patcher: attach the id of the request being served, if any."""
     extra = record["extra"]
     if extra.get("request_id") is None and has_request_context():
         extra["request_id"] = g.get("request_id")
     extra.setdefault("request_id", None)
+
+
+def _add_console_text(record: dict[str, Any]) -> None:
+    """Patcher for the console format: the request id, then the message and fields as one safe line."""
+    _add_context(record)
+    extra = record["extra"]
     extra["request_label"] = _one_line(extra["request_id"] or "-")
     fields = {k: _mask_field(k, v) for k, v in extra.items() if k not in _FORMATTED}
     extra["fields"] = "".join(f" {k}={_one_line(v)}" for k, v in fields.items())
