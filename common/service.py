@@ -36,6 +36,11 @@ def check_port_free(host: str, port: int) -> None:
                             f"stop what holds it or choose another with PORT=<n>") from exc
 
 
+def package_pythonpath(package: StagePackage) -> str:
+    """The import path for a stage package: its own parent first, so it wins over a namesake, then common/."""
+    return os.pathsep.join([str(package.path.parent), str(REPO_ROOT)])
+
+
 def free_port() -> int:
     """Ask the kernel for a port nobody listens on."""
     with socket.socket() as sock:
@@ -51,7 +56,7 @@ class ServiceProcess:
         self.package, self.host, self.port = package, host, port
         self.app_spec = app_spec or package.app_spec
         merged = {**os.environ, **env, "HOST": host, "PORT": str(port),
-                  "PYTHONPATH": os.pathsep.join([str(package.path.parent), str(REPO_ROOT)])}
+                  "PYTHONPATH": package_pythonpath(package)}
         self.env = {key: value for key, value in merged.items() if value is not None}  # None unsets
         self.output = output
         self.process: subprocess.Popen[str] | None = None

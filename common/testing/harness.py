@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -15,7 +18,7 @@ from sqlalchemy import Engine, make_url
 
 from ..backends import Backend, BackendUnavailable, database_engine
 from ..runner import prepare_backends
-from ..service import ServiceProcess, free_port
+from ..service import ServiceProcess, free_port, package_pythonpath
 from ..stages import Stage, StagePackage
 from .chaos import TcpProxy, sqlite_locked
 
@@ -80,6 +83,13 @@ class RunningService:
         """Wait for a service that is expected to stop by itself; return its exit code."""
         assert self.process is not None and self.process.process is not None
         return self.process.process.wait(timeout)
+
+    def run_python(self, code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run `code` in a fresh interpreter that imports this implementation, with this service's env."""
+        assert self.package is not None, "needs the implementation, not a TARGET"
+        env = {**os.environ, **self.env, "PYTHONPATH": package_pythonpath(self.package)}
+        return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
+                              timeout=timeout, cwd=self.package.path.parent)
 
     def client(self) -> ApiClient:
         return ApiClient(self.url)

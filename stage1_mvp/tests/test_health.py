@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 
-from common.stages import REPO_ROOT
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance", "code", "request_id"}
 
@@ -112,10 +108,7 @@ json.dump({{"status": response.status_code, "type": response.content_type, "body
 @pytest.mark.check("S0-AC10")
 def test_an_unexpected_error_is_a_500_problem_with_nothing_internal(implementation, service):
     """White-box: add a route that raises to the implementation's own app, in a process of its own."""
-    env = {**os.environ, **service.env, "PYTHONPATH": os.pathsep.join([str(implementation.parent), str(REPO_ROOT)])}
-    probe = UNEXPECTED_ERROR_PROBE.format(package=implementation.name)
-    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
-                            cwd=implementation)
+    result = service.run_python(UNEXPECTED_ERROR_PROBE.format(package=implementation.name))
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout)
     assert outcome["status"] == 500 and outcome["type"] == "application/problem+json"

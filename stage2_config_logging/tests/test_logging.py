@@ -2,15 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 import pytest
 
 from common.service import free_port
-from common.stages import REPO_ROOT
 
 REQUIRED = {"ts", "level", "msg", "logger", "request_id"}
 ACCESS = {"method", "path", "status", "latency_ms", "user_id", "remote_addr"}
@@ -160,10 +156,7 @@ LEAKS = ("hunter2-secret", "c2lnbmF0dXJl", "ZGlnZXN0ZGlnZXN0", "signing-key-secr
 @pytest.mark.parametrize("log_format", ["json", "console"])
 def test_redaction_masks_secrets_in_messages_fields_and_tracebacks(implementation, service, log_format):
     """White-box: drive the implementation's own logging set-up with secrets in every place."""
-    env = {**os.environ, **service.env, "PYTHONPATH": os.pathsep.join([str(implementation.parent), str(REPO_ROOT)])}
-    probe = REDACTION_PROBE.format(package=implementation.name)
-    result = subprocess.run([sys.executable, "-c", probe, log_format], env=env, capture_output=True, text=True,
-                            timeout=60, cwd=implementation.parent)
+    result = service.run_python(REDACTION_PROBE.format(package=implementation.name), log_format)
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     assert "boom" in output and "dsn mysql+pymysql://producer:***@db" in output, output

@@ -98,8 +98,9 @@ def test_bad_tokens_all_get_401_with_www_authenticate(api, alice, service):
 @pytest.mark.check("S1-AC12")
 def test_no_password_hash_or_token_in_any_response(api, new_account, database):
     account = new_account()
-    stored = database.engine.connect().execute(
-        text("SELECT password_hash FROM users WHERE username = :u"), {"u": account.username}).scalar_one()
+    with database.engine.connect() as conn:
+        stored = conn.execute(text("SELECT password_hash FROM users WHERE username = :u"),
+                              {"u": account.username}).scalar_one()
     assert stored.startswith("$argon2id$") and account.password not in stored
     task = api.post("/api/v1/tasks", json={"type": "t", "payload": {}}, headers=account.headers).json()
     responses = [
