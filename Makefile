@@ -28,8 +28,11 @@ $(READY): requirements.lock pyproject.toml
 $(STAGE_TARGETS): stage%: $(READY) ## bring stage N's checkpoint up on http://127.0.0.1:8000 or PORT (Ctrl-C stops it)
 	@$(PY) -m common.runner $*
 
-test: $(READY) ## run every test: the shared unit tests and every stage's acceptance suite
-	@$(PY) -m pytest
+# Two workers (one per core on the 2-core reference machine), each test file kept on one worker so
+# the services a file starts stay shared; TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
+test: $(READY) ## run every test: the shared unit tests and every stage's acceptance suite (TEST_WORKERS=2)
+	@$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 grade: $(READY) ## scorecard: STAGE=<n> (default: all), IMPL=<stage package dir> or TARGET=<http://host:port>
 	@$(PY) -m common.testing.grade $(if $(STAGE),--stage $(STAGE)) $(if $(IMPL),--impl $(IMPL)) $(if $(TARGET),--target $(TARGET))

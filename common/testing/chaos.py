@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import sqlite3
 import threading
-from collections.abc import Iterator
 
 
 class TcpProxy:
@@ -73,15 +71,3 @@ def _close(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
-
-
-@contextlib.contextmanager
-def sqlite_locked(path: str) -> Iterator[None]:
-    """Hold an EXCLUSIVE lock on a SQLite file: every other connection gets 'database is locked'."""
-    conn = sqlite3.connect(path, timeout=10, isolation_level=None)
-    try:
-        conn.execute("BEGIN EXCLUSIVE")
-        yield
-    finally:
-        conn.execute("ROLLBACK")
-        conn.close()

@@ -1,19 +1,22 @@
 """The pytest plugin every stage suite runs under (`-p common.testing.plugin` in pyproject.toml)."""
 from __future__ import annotations
 
+import json
 import os
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from ..stages import NotAStagePackage, Stage, StagePackage, stage_of_path
-from .checklist import check_ids, readme_checklist
+from .checklist import ChecklistError, check_ids, effective_checklist, readme_checklist
 from .harness import ApiClient, Database, Harness, RunningService
 from .scorecard import Scorecard
 
 _harness_key = pytest.StashKey[Harness]()
-_scorecard_key = pytest.StashKey[Scorecard]()
+_CHECK_IDS = "check_ids"  # the user property that carries a test's IDs to the xdist controller
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -22,9 +25,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="serve this stage package instead of the reference (env IMPL)")
     group.addoption("--target", default=os.environ.get("TARGET") or None,
                     help="test the service already running at this URL (env TARGET)")
-    group.addoption("--scorecard", action="store_true", help="print the scorecard and write it under reports/")
+    group.addoption("--scorecard", action="store_true",
+                    help="print the scorecard, write it under reports/, and fail on any FAIL or MISSING item")
     group.addoption("--only-new", action="store_true",
                     help="run only the checks a stage introduces (IDs S<N>-...), for the increment proof")
+    group.addoption("--reports-dir", metavar="DIR", help="where the scorecard is written (default: reports/)")
+    group.addoption("--collected-checks", metavar="FILE",
+                    help="write {test node id: [check IDs]} of every collected stage test to FILE as JSON")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,62 +43,91 @@ def pytest_configure(config: pytest.Config) -> None:
             StagePackage.load(config.getoption("--impl"))
         except NotAStagePackage as exc:
             raise pytest.UsageError(f"IMPL={exc}") from None
-    config.stash[_scorecard_key] = Scorecard()
+    if not hasattr(config, "workerinput"):  # an xdist worker sends its reports to the controller
+        config.pluginmanager.register(GradingReporter(config), "curriculum-grading")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    scorecard = config.stash[_scorecard_key]
     keep, drop = [], []
     for item in items:
         stage = stage_of_path(item.path)
-        if stage is None:
-            keep.append(item)
-            continue
         ids = check_ids(item)
-        if config.getoption("--only-new") and not any(i.startswith(f"S{stage.number}-") for i in ids):
+        if stage is not None and config.getoption("--only-new") and \
+                not any(i.startswith(f"S{stage.number}-") for i in ids):
             drop.append(item)
             continue
-        scorecard.expect(stage, readme_checklist(stage.path))
+        item.user_properties.append((_CHECK_IDS, ids))
         keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    if path := config.getoption("--collected-checks"):
+        found = {item.nodeid: check_ids(item) for item in items if stage_of_path(item.path)}
+        Path(path).write_text(json.dumps(found, indent=1), encoding="utf-8")
+
+
+def checklist_problem(stage: Stage, ids: list[str]) -> str | None:
+    """Why a stage test's IDs are wrong for its stage's checklist, or None."""
+    if not ids:
+        return f"names no checklist item: add @pytest.mark.check('S{stage.number}-ACn')"
+    try:
+        known, superseded = effective_checklist(stage), readme_checklist(stage).superseded
+    except ChecklistError as exc:
+        return str(exc)
+    for check_id in ids:
+        if check_id in superseded:
+            return f"names {check_id}, which {stage.folder} supersedes by {superseded[check_id]}"
+        if check_id not in known:
+            return f"names {check_id}, which {stage.folder}/README.md neither lists nor inherits"
+    return None
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     stage = stage_of_path(item.path)
-    if stage is None:
-        return
-    ids = check_ids(item)
-    if not ids:
-        pytest.fail(f"{item.nodeid} names no checklist item: add @pytest.mark.check('S{stage.number}-ACn')")
-    known = readme_checklist(stage.path)
-    unknown = [i for i in ids if i not in known]
-    if unknown:
-        pytest.fail(f"{item.nodeid} names {', '.join(unknown)}, which {stage.folder}/README.md does not list")
+    if stage is not None and (problem := checklist_problem(stage, check_ids(item))):
+        pytest.fail(f"{item.nodeid} {problem}")
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
-    report = yield
-    stage = stage_of_path(item.path)
-    if stage is not None:
-        item.config.stash[_scorecard_key].record(stage, check_ids(item), report)
-    return report
+class GradingReporter:
+    """Scorecard and time per stage, kept where reports arrive (the xdist controller, or the only process)."""
 
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.scorecard = Scorecard()
+        self.stage_seconds: Counter[str] = Counter()
+        self.started = time.monotonic()
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:  # noqa: ARG001
-    if config.getoption("--scorecard"):
-        harness = config.stash.get(_harness_key, None)
-        scorecard = config.stash[_scorecard_key]
-        lines = scorecard.render_text()
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        stage = stage_of_path(Path(self.config.rootpath) / report.nodeid.split("::", 1)[0])
+        if stage is None:
+            return
+        self.stage_seconds[stage.folder] += report.duration
+        try:
+            self.scorecard.expect(stage, effective_checklist(stage))
+        except ChecklistError:
+            return  # the test itself fails at setup, saying why
+        self.scorecard.record(stage, list(dict(report.user_properties).get(_CHECK_IDS, [])), report)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.config.getoption("--scorecard") and exitstatus == 0 and self.scorecard.failed:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a MISSING item fails grading too
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.stage_seconds:
+            terminalreporter.section("time per stage (sum of test durations)")
+            for folder, total in sorted(self.stage_seconds.items()):
+                terminalreporter.write_line(f"{folder:<24}{total:8.1f} s")
+            terminalreporter.write_line(f"{'all, wall clock':<24}{time.monotonic() - self.started:8.1f} s")
+        if not self.config.getoption("--scorecard"):
+            return
         terminalreporter.section("scorecard")
-        for line in lines:
+        for line in self.scorecard.render_text():
             terminalreporter.write_line(line)
-        written = scorecard.write(Path(config.rootpath) / "reports",
-                                  context={"impl": config.getoption("--impl"), "target": config.getoption("--target"),
-                                           "backends": harness.describe() if harness else {}})
-        for path in written:
+        harness = self.config.stash.get(_harness_key, None)
+        context = {"impl": self.config.getoption("--impl"), "target": self.config.getoption("--target"),
+                   "backends": harness.describe() if harness else {}}
+        reports_dir = Path(self.config.getoption("--reports-dir") or Path(self.config.rootpath) / "reports")
+        for path in self.scorecard.write(reports_dir, context=context):
             terminalreporter.write_line(f"written: {path}")
 
 
@@ -123,6 +159,7 @@ def service(harness: Harness, stage: Stage) -> RunningService:
 
 @pytest.fixture
 def api(service: RunningService) -> Iterator[ApiClient]:
+    """An HTTP client for the shared service."""
     client = service.client()
     yield client
     client.close()

@@ -1,6 +1,7 @@
 """The repository's own rules: checklists and tests in step, fresh diffs, carried fixes, pinned deps."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ import requests
 
 from common.service import ServiceProcess, free_port
 from common.stages import REPO_ROOT, STAGES, StagePackage
-from common.testing.checklist import CHECK_ID, ids_in_tests, readme_checklist
+from common.testing.checklist import effective_checklist, readme_checklist
 from common.tools import diffs, start
 
 PRESENT = [s for s in STAGES if s.exists]
@@ -23,15 +24,27 @@ def run(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
                           timeout=120, **kwargs)
 
 
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory) -> dict[str, list[str]]:
+    """{node id: check IDs} of every stage test pytest collects (not what the source text mentions)."""
+    out = tmp_path_factory.mktemp("collect") / "checks.json"
+    result = run("-m", "pytest", "--collect-only", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
+                 f"--collected-checks={out}", *[str(s.path / "tests") for s in PRESENT])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
 @pytest.mark.parametrize("stage", PRESENT, ids=lambda s: s.folder)
-def test_every_checklist_item_has_a_test_and_every_test_names_a_listed_item(stage):
-    listed = set(readme_checklist(stage.path))
-    tested = set(ids_in_tests(stage.path / "tests"))
-    assert listed, f"{stage.folder}/README.md has no checklist"
-    assert not listed - tested, f"README items with no test: {sorted(listed - tested)}"
-    assert not tested - listed, f"tests naming IDs the README lacks: {sorted(tested - listed)}"
-    for check_id in listed:
-        assert CHECK_ID.fullmatch(check_id) and int(check_id[1:check_id.index("-")]) <= stage.number
+def test_every_checklist_item_has_a_collected_test_and_every_test_names_a_graded_item(stage, collected):
+    own, graded = readme_checklist(stage), effective_checklist(stage)
+    assert own.own, f"{stage.folder}/README.md lists no item of its own"
+    tests = {node: ids for node, ids in collected.items() if node.startswith(f"{stage.folder}/")}
+    assert all(tests.values()), f"tests naming no item: {[n for n, ids in tests.items() if not ids]}"
+    named = {i for ids in tests.values() for i in ids}
+    untested = sorted(set(graded) - named, key=lambda i: graded[i].sort_key)
+    assert not untested, (f"{stage.folder}: items with no collected test: {untested} "
+                          "(carry the earlier stage's test, or supersede the item in the README)")
+    assert not named - set(graded), f"tests naming IDs the stage does not grade: {sorted(named - set(graded))}"
 
 
 @pytest.mark.parametrize("stage", PRESENT, ids=lambda s: s.folder)
@@ -45,6 +58,16 @@ def test_stage_readme_keeps_both_titles_and_the_go_map(stage):
 def test_every_changes_diff_is_fresh():
     result = run("-m", "common.tools.diffs", "--check")
     assert result.returncode == 0, f"run `make diffs`:\n{result.stdout}"
+
+
+def test_stage_diffs_open_with_a_diffstat_and_show_code_before_tests_and_docs():
+    for old, new in diffs.consecutive_pairs():
+        lines = diffs.stage_diff(old, new).splitlines()
+        files = [line[6:] for line in lines if line.startswith("+++ b/") or line.startswith("--- a/")]
+        kinds = [diffs.kind_of(name) for name in files]
+        assert kinds == sorted(kinds, key=("code", "tests", "docs").index), f"{new.folder}: {kinds}"
+        first = next((i for i, line in enumerate(lines) if line.startswith(("--- ", "+++ "))), 0)
+        assert lines[1].endswith("then docs.") and first < 60, f"{new.folder}: first change at line {first}"
 
 
 def test_consecutive_stage_diffs_keep_file_paths():

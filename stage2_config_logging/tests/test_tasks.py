@@ -154,9 +154,9 @@ def test_payload_round_trips_exactly(api, alice, create_task, payload):
 
 @pytest.mark.check("S1-AC13")
 @pytest.mark.parametrize("body,field", [
-    ({"type": "t", "payload": {}, "id": str(uuid.uuid4())}, "id"),
+    ({"type": "t", "payload": {}, "id": "0190a000-0000-7000-8000-000000000001"}, "id"),
     ({"type": "t", "payload": {}, "status": "SUCCEEDED"}, "status"),
-    ({"type": "t", "payload": {}, "user_id": str(uuid.uuid4())}, "user_id"),
+    ({"type": "t", "payload": {}, "user_id": "0190a000-0000-7000-8000-000000000002"}, "user_id"),
     ({"type": "t", "payload": {}, "priority": "5"}, "priority"),
     ({"type": "t", "payload": {}, "priority": 5.0}, "priority"),
     ({"type": "t", "payload": {}, "priority": True}, "priority"),
