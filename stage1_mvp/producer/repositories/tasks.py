@@ -82,18 +82,16 @@ def page_owned(session: Session, *, user_id: uuid.UUID, before: uuid.UUID | None
     indexes backwards; unlike OFFSET, its cost does not grow with the page number, and rows inserted
     meanwhile (always newer) can never shift a later page.
 
-    Raises UnknownOwner if `user_id` names no user: as in get_owned, the tasks are outer-joined to
-    the owner's row (read by primary key), so an empty page and a missing user differ in one query.
+    Raises UnknownOwner if `user_id` names no user. Only an empty page can hide that, so only then
+    is the owner looked up (one primary-key read): outer-joining the tasks to the owner's row, as
+    get_owned does, would make MySQL sort the user's whole task list instead of walking the index.
     """
-    conditions = [Task.user_id == User.id]
+    query = select(Task).where(Task.user_id == user_id)
     if status is not None:
-        conditions.append(Task.status == status)
+        query = query.where(Task.status == status)
     if before is not None:
-        conditions.append(Task.id < before)
-    rows = session.execute(
-        select(User.id, Task).select_from(User).outerjoin(Task, and_(*conditions))
-        .where(User.id == user_id).order_by(Task.id.desc()).limit(limit)
-    ).all()
-    if not rows:
+        query = query.where(Task.id < before)
+    page = list(session.scalars(query.order_by(Task.id.desc()).limit(limit)))
+    if not page and session.get(User, user_id) is None:
         raise UnknownOwner(str(user_id))
-    return [row.Task for row in rows if row.Task is not None]
+    return page
