@@ -47,18 +47,14 @@ def mask_url(url: str) -> str:
 
 
 def database_engine(url: str, **kwargs):
-    """Create an engine with the connect options every process here should use."""
-    if make_url(url).get_backend_name() != "sqlite":
-        kwargs.setdefault("connect_args", {"connect_timeout": 3, "read_timeout": 10, "write_timeout": 10})
-        # Keep a connection per worker thread (gunicorn.conf.py: threads = 8): overflow connections are
-        # closed on return, so a pool smaller than the thread count reconnects on every busy request.
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 5)
-        return create_engine(url, pool_pre_ping=True, **kwargs)
-    # A locked file waits this long, then fails fast instead of hanging a request.
-    kwargs.setdefault("connect_args", {"timeout": 2})
-    engine = create_engine(url, pool_pre_ping=True, **kwargs)
-    event.listen(engine, "connect", _enforce_sqlite_foreign_keys)
+    """Create an engine; `kwargs` (pool, pre-ping, timeouts: a stage's tuning) go to create_engine.
+
+    What is added here is not tuning but correctness every process needs, the services, the
+    runner and the test harness alike: SQLite enforcing the foreign keys the DDL declares.
+    """
+    engine = create_engine(url, **kwargs)
+    if make_url(url).get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _enforce_sqlite_foreign_keys)
     return engine
 
 
@@ -71,7 +67,9 @@ def probe(backend: Backend) -> None:
     """Raise BackendUnavailable unless the backend answers right now."""
     try:
         if backend.kind == "database":
-            engine = database_engine(backend.url)
+            # A probe answers quickly or not at all: a dead server must not hold it for the driver's default.
+            connect_args = {} if make_url(backend.url).get_backend_name() == "sqlite" else {"connect_timeout": 3}
+            engine = database_engine(backend.url, connect_args=connect_args)
             try:
                 with engine.connect() as conn:
                     conn.execute(text("SELECT 1"))

@@ -1,12 +1,10 @@
-"""The error taxonomy and its rendering as RFC 9457 problem details."""
+"""The error taxonomy: what can go wrong, with its status and stable code (no web framework here).
+
+Services and repositories raise these; common/problems.py renders them as problem details.
+"""
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
-
-from flask import Response, g, json, request
-
-PROBLEM_JSON = "application/problem+json"
 
 
 class ApiError(Exception):
@@ -95,26 +93,3 @@ def client_error(status: int) -> ApiError:
     error = ApiError(HTTPStatus(status).description or HTTPStatus(status).phrase)
     error.status, error.code = status, HTTPStatus(status).name
     return error
-
-
-def problem_body(error: ApiError) -> dict[str, Any]:
-    """Return the problem-details document for an error raised while serving this request."""
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": error.title,
-        "status": error.status,
-        "detail": error.detail,
-        "instance": request.path,
-        "code": error.code,
-        "request_id": g.get("request_id", ""),
-    }
-    if error.errors:
-        body["errors"] = error.errors
-    return body
-
-
-def error_response(error: ApiError) -> Response:
-    """Render an error as `application/problem+json` with its headers."""
-    response = Response(json.dumps(problem_body(error)), status=error.status, mimetype=PROBLEM_JSON)
-    response.headers.update(error.headers)
-    return response

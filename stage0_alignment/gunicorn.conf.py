@@ -12,7 +12,8 @@ keepalive = 5
 # The longest request line gunicorn takes (its default, 4094, would refuse a legal 512-character
 # cursor once percent-encoded, with an HTML 414 outside the contract).
 limit_request_line = 8190
-# The app writes its own request log from stage 2 on; gunicorn's access log would duplicate it.
+# No access log: a line per request on stderr costs throughput and buries the warnings; what a
+# request log records is the application's decision, not the server's.
 accesslog = None
 errorlog = "-"
 # gunicorn's control socket lives at one path per user; several instances (tests, bench) would fight over it.

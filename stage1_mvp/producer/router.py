@@ -8,7 +8,8 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from common.errors import (ApiError, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge,
-                           UnsupportedMediaType, client_error, error_response)
+                           UnsupportedMediaType, client_error)
+from common.problems import error_response
 
 from .handlers import auth, docs, health, tasks
 

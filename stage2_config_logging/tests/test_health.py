@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
+from tenacity import Retrying, stop_after_delay, wait_fixed
 
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance", "code", "request_id"}
@@ -48,14 +50,16 @@ def test_readyz_reports_each_dependency(api):
 
 @pytest.mark.check("S0-AC8")
 def test_readyz_names_the_database_when_it_is_down_and_recovers(api, database):
+    if database.backend.embedded:
+        pytest.skip("embedded SQLite has no server to take down (a locked file still answers SELECT 1): "
+                    "set DATABASE_URL to grade readiness during an outage")
     with database.outage():
         response = api.get("/readyz")
         assert response.status_code == 503
         assert response.json()["checks"]["database"]["status"] == "down"
-    deadline = time.monotonic() + 15
-    while (response := api.get("/readyz")).status_code != 200 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert response.status_code == 200, "the service did not recover by itself"
+    for attempt in Retrying(stop=stop_after_delay(15), wait=wait_fixed(0.2), reraise=True):
+        with attempt:
+            assert api.get("/readyz").status_code == 200, "the service did not recover by itself"
 
 
 @pytest.mark.check("S0-AC9")
@@ -87,28 +91,13 @@ def test_wrong_method_is_a_405_problem_with_allow(api):
     assert "GET" in response.headers["Allow"]
 
 
-UNEXPECTED_ERROR_PROBE = """
-import json, sys
-from {package}.producer import create_app
-
-app = create_app()
-
-
-@app.get("/__probe_unexpected_error")
-def explode():
-    raise RuntimeError("internals: SELECT password_hash FROM users WHERE id = 42")
-
-
-response = app.test_client().get("/__probe_unexpected_error")
-json.dump({{"status": response.status_code, "type": response.content_type, "body": response.get_json(),
-           "request_id": response.headers.get("X-Request-ID")}}, sys.stdout)
-"""
+UNEXPECTED_ERROR_PROBE = Path(__file__).parent / "probes" / "unexpected_error.py"
 
 
 @pytest.mark.check("S0-AC10")
 def test_an_unexpected_error_is_a_500_problem_with_nothing_internal(implementation, service):
     """White-box: add a route that raises to the implementation's own app, in a process of its own."""
-    result = service.run_python(UNEXPECTED_ERROR_PROBE.format(package=implementation.name))
+    result = service.run_python(UNEXPECTED_ERROR_PROBE.read_text(encoding="utf-8"), implementation.name)
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout)
     assert outcome["status"] == 500 and outcome["type"] == "application/problem+json"

@@ -68,11 +68,22 @@ def _alg_none(claims: dict) -> str:
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
-@pytest.mark.check("S1-AC11")
-def test_bad_tokens_all_get_401_with_www_authenticate(api, alice, service):
+def _claims(subject: str, **changes) -> dict:
     now = datetime.now(timezone.utc)
-    claims = {"sub": alice.id, "iat": now, "exp": now + timedelta(minutes=5), "jti": uuid.uuid4().hex}
-    epoch_claims = {**claims, "iat": int(now.timestamp()), "exp": int((now + timedelta(minutes=5)).timestamp())}
+    return {"sub": subject, "iat": now, "exp": now + timedelta(minutes=5), "jti": uuid.uuid4().hex, **changes}
+
+
+def _assert_401(api, headers: dict, name: str) -> None:
+    response = api.get("/api/v1/tasks", headers=headers)
+    assert response.status_code == 401, name
+    assert response.headers.get("WWW-Authenticate", "").startswith("Bearer"), name
+    assert assert_contract(response, "GET", "/api/v1/tasks")["code"] == "UNAUTHORIZED", name
+
+
+@pytest.mark.check("S1-AC11")
+def test_bad_tokens_all_get_401_with_www_authenticate(api, alice):
+    claims = _claims(alice.id)
+    epoch_claims = {**claims, "iat": int(claims["iat"].timestamp()), "exp": int(claims["exp"].timestamp())}
     cases = {
         "missing": {},
         "not bearer": {"Authorization": f"Basic {base64.b64encode(b'a:b').decode()}"},
@@ -82,17 +93,26 @@ def test_bad_tokens_all_get_401_with_www_authenticate(api, alice, service):
         "alg none": {"Authorization": f"Bearer {_alg_none(epoch_claims)}"},
         "tampered": {"Authorization": f"Bearer {alice.token[:-4]}AAAA"},
     }
-    secret = service.env.get("JWT_SECRET")
-    if secret:  # only the harness that started the service knows its secret
-        expired = {**claims, "iat": now - timedelta(hours=2), "exp": now - timedelta(hours=1)}
-        cases["expired"] = {"Authorization": f"Bearer {_forge(expired, secret)}"}
-        cases["no jti"] = {"Authorization": f"Bearer {_forge({k: v for k, v in claims.items() if k != 'jti'}, secret)}"}
     for name, headers in cases.items():
-        response = api.get("/api/v1/tasks", headers=headers)
-        assert response.status_code == 401, name
-        assert response.headers.get("WWW-Authenticate", "").startswith("Bearer"), name
-        assert assert_contract(response, "GET", "/api/v1/tasks")["code"] == "UNAUTHORIZED", name
+        _assert_401(api, headers, name)
     assert api.get("/api/v1/tasks", headers=alice.headers).status_code == 200
+
+
+@pytest.mark.check("S1-AC11")
+def test_with_the_configured_secret_only_valid_claims_are_accepted(api, alice, service):
+    """Signed with the service's own secret, so a refusal can only be about the claims."""
+    secret = service.env.get("JWT_SECRET")
+    if not secret:
+        pytest.skip("the service's JWT_SECRET is unknown (TARGET=): expired and jti-less tokens cannot be signed")
+    valid = _forge(_claims(alice.id), secret)
+    # The control: were this refused, the refusals below would prove nothing about exp or jti.
+    assert api.get("/api/v1/tasks", headers={"Authorization": f"Bearer {valid}"}).status_code == 200
+    now = datetime.now(timezone.utc)
+    expired = _claims(alice.id, iat=now - timedelta(hours=2), exp=now - timedelta(hours=1))
+    no_jti = {k: v for k, v in _claims(alice.id).items() if k != "jti"}
+    no_exp = {k: v for k, v in _claims(alice.id).items() if k != "exp"}
+    for name, claims in {"expired": expired, "no jti": no_jti, "no exp": no_exp}.items():
+        _assert_401(api, {"Authorization": f"Bearer {_forge(claims, secret)}"}, name)
 
 
 @pytest.mark.check("S1-AC12")
@@ -118,10 +138,23 @@ def test_no_password_hash_or_token_in_any_response(api, new_account, database):
 
 
 @pytest.mark.check("S1-AC11")
-def test_a_valid_token_of_a_user_that_no_longer_exists_gets_401(api, new_account, database):
+@pytest.mark.parametrize("route", ["create", "get", "list", "cancel"])
+def test_a_valid_token_of_a_user_that_no_longer_exists_gets_401_on_every_route(api, new_account, create_task,
+                                                                              database, route):
     account = new_account()
-    with database.engine.begin() as conn:
-        conn.execute(text("DELETE FROM users WHERE id = :id"), {"id": uuid.UUID(account.id).bytes})
-    response = api.post("/api/v1/tasks", json={"type": "t", "payload": {}}, headers=account.headers)
-    assert response.status_code == 401
-    assert assert_contract(response, "POST", "/api/v1/tasks")["code"] == "UNAUTHORIZED"
+    task = create_task(account)
+    with database.engine.begin() as conn:  # the tasks first: the owner foreign key protects them
+        owner = {"id": uuid.UUID(account.id).bytes}
+        conn.execute(text("DELETE FROM tasks WHERE user_id = :id"), owner)
+        conn.execute(text("DELETE FROM users WHERE id = :id"), owner)
+    method, path, template = {
+        "create": ("POST", "/api/v1/tasks", "/api/v1/tasks"),
+        "get": ("GET", f"/api/v1/tasks/{task['id']}", "/api/v1/tasks/{task_id}"),
+        "list": ("GET", "/api/v1/tasks", "/api/v1/tasks"),
+        "cancel": ("POST", f"/api/v1/tasks/{task['id']}/cancel", "/api/v1/tasks/{task_id}/cancel"),
+    }[route]
+    body = {"json": {"type": "t", "payload": {}}} if route == "create" else {}
+    response = api.request(method, path, headers=account.headers, **body)
+    assert response.status_code == 401, response.text
+    assert response.headers.get("WWW-Authenticate", "").startswith("Bearer")
+    assert assert_contract(response, method, template)["code"] == "UNAUTHORIZED"

@@ -4,6 +4,8 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,20 +24,16 @@ class TaskPage:
 
 def create_task(*, user_id: uuid.UUID, type_: str, payload: dict[str, Any], priority: int) -> Task:
     """Store a new PENDING task and return it."""
-    with database.unit_of_work() as session:
-        try:
-            task = tasks.add(session, Task(user_id=user_id, type=type_, payload=payload, priority=priority,
-                                           status=TaskStatus.PENDING.value))
-        except tasks.UnknownOwner:
-            # A valid signature for a user that no longer exists: the token speaks for nobody.
-            raise Unauthorized("The bearer token's user does not exist.") from None
+    with database.unit_of_work() as session, _owner_must_exist():
+        task = tasks.add(session, Task(user_id=user_id, type=type_, payload=payload, priority=priority,
+                                       status=TaskStatus.PENDING.value))
         session.commit()
     return task
 
 
 def get_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
     """Return the user's task; raise TaskNotFound for a missing task or another user's."""
-    with database.unit_of_work() as session:
+    with database.unit_of_work() as session, _owner_must_exist():
         task = tasks.get_owned(session, user_id=user_id, task_id=task_id)
     if task is None:
         raise TaskNotFound()
@@ -45,7 +43,7 @@ def get_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
 def list_tasks(*, user_id: uuid.UUID, limit: int, cursor: str | None, status: str | None) -> TaskPage:
     """Return one page of the user's tasks, newest first, and the cursor of the next page."""
     before = decode_cursor(cursor) if cursor else None
-    with database.unit_of_work() as session:
+    with database.unit_of_work() as session, _owner_must_exist():
         rows = tasks.page_owned(session, user_id=user_id, before=before, status=status, limit=limit + 1)
     items = rows[:limit]
     return TaskPage(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
@@ -53,7 +51,7 @@ def list_tasks(*, user_id: uuid.UUID, limit: int, cursor: str | None, status: st
 
 def cancel_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
     """Move a PENDING task to CANCELED; raise TaskNotCancelable from any other status."""
-    with database.unit_of_work() as session:
+    with database.unit_of_work() as session, _owner_must_exist():
         canceled = tasks.set_status_if(session, user_id=user_id, task_id=task_id, status=TaskStatus.CANCELED.value,
                                        allowed=[status.value for status in CANCELABLE_STATUSES])
         session.commit()
@@ -63,6 +61,16 @@ def cancel_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
     if not canceled:
         raise TaskNotCancelable(f"The task is {task.status}; only a PENDING task can be canceled.")
     return task
+
+
+@contextmanager
+def _owner_must_exist() -> Iterator[None]:
+    """Every task query names its owner; finding no such user answers 401, not 404 or an empty list."""
+    try:
+        yield
+    except tasks.UnknownOwner:
+        # A valid signature for a user that no longer exists: the token speaks for nobody.
+        raise Unauthorized("The bearer token's user does not exist.") from None
 
 
 def encode_cursor(last_id: uuid.UUID) -> str:
