@@ -1,6 +1,8 @@
 """Settings are read from the environment, checked at start-up, and refuse unsafe production values."""
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 SAFE_SECRET = "a-production-grade-secret-of-more-than-32-characters"
@@ -11,7 +13,10 @@ SHORT_PROD_SECRET = "only-23-characters-long"
 def start_and_expect_exit(launch, env: dict[str, str | None]) -> list[str]:
     """Start a service that must refuse its settings; return its non-empty output lines."""
     service = launch(env, wait=False, name="settings")
-    code = service.wait_exit(15)  # the settings check takes milliseconds; 15 s allows for a loaded machine
+    try:
+        code = service.wait_exit(15)  # the settings check takes milliseconds; 15 s allows for a loaded machine
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the service accepted these settings and kept running:\n{service.log_text()}")
     output = service.log_text()
     assert code == 2, f"exit code {code}, expected 2:\n{output}"
     assert "Traceback" not in output, output
