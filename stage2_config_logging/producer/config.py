@@ -17,7 +17,8 @@ MIN_PROD_SECRET_LENGTH = 32
 class Settings(BaseSettings):
     """Every setting the producer reads. Each field is read from the variable of its name in capitals."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # No env_file here: load_settings() names the dotenv file (ENV_FILE, default `.env`) on each call.
+    model_config = SettingsConfigDict(env_file_encoding="utf-8", extra="ignore")
 
     app_env: Literal["dev", "test", "prod"] = "dev"
     database_url: str = Field(min_length=1)
