@@ -88,11 +88,12 @@ class RunningService:
         assert self.process is not None and self.process.process is not None
         return self.process.process.wait(timeout)
 
-    def run_python(self, code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """Run `code` in a fresh interpreter that imports this implementation, with this service's env."""
+    def run_probe(self, probe: Path, *args: str, env: dict[str, str] | None = None,
+                  timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run a probe script in a fresh interpreter that imports this implementation, with this service's env."""
         assert self.package is not None, "needs the implementation, not a TARGET"
-        env = {**os.environ, **self.env, "PYTHONPATH": package_pythonpath(self.package)}
-        return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
+        full_env = {**os.environ, **self.env, **(env or {}), "PYTHONPATH": package_pythonpath(self.package)}
+        return subprocess.run([sys.executable, str(probe), *args], env=full_env, capture_output=True, text=True,
                               timeout=timeout, cwd=self.package.path.parent)
 
     def client(self) -> ApiClient:

@@ -94,7 +94,7 @@ UNEXPECTED_ERROR_PROBE = Path(__file__).parent / "probes" / "unexpected_error.py
 @pytest.mark.check("S0-AC10")
 def test_an_unexpected_error_is_a_500_problem_with_nothing_internal(implementation, service):
     """White-box: add a route that raises to the implementation's own app, in a process of its own."""
-    result = service.run_python(UNEXPECTED_ERROR_PROBE.read_text(encoding="utf-8"), implementation.name)
+    result = service.run_probe(UNEXPECTED_ERROR_PROBE, implementation.name)
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout)
     assert outcome["status"] == 500 and outcome["type"] == "application/problem+json"

@@ -207,8 +207,8 @@ def test_a_dsn_password_never_reaches_the_logs(prod_without_database):
 @pytest.mark.parametrize("log_format", ["json", "console"])
 def test_redaction_masks_secrets_in_messages_fields_and_tracebacks(implementation, service, log_format):
     """Secrets in a message, a bound field, a library's record and a traceback, through the stage's own sink."""
-    result = service.run_python((PROBES / "log_secrets.py").read_text(), str(implementation),
-                                f"LOG_FORMAT={log_format}", "LOG_LEVEL=DEBUG")
+    result = service.run_probe(PROBES / "log_secrets.py", str(implementation),
+                               env={"LOG_FORMAT": log_format, "LOG_LEVEL": "DEBUG"})
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     assert "boom" in output and "@db:3306/producer" in output, f"the probe's records are missing:\n{output}"
@@ -244,7 +244,7 @@ def test_gunicorn_logs_start_up_settings_and_shutdown_share_the_json_sink(prod_w
 
 @pytest.mark.check("S2-AC7")
 def test_standard_library_records_reach_the_same_json_sink(implementation, service):
-    result = service.run_python((PROBES / "log_stdlib.py").read_text(), str(implementation), "LOG_FORMAT=json")
+    result = service.run_probe(PROBES / "log_stdlib.py", str(implementation), env={"LOG_FORMAT": "json"})
     assert result.returncode == 0, result.stderr
     records = parse_lines(result.stdout + result.stderr)
     for record in records:

@@ -1,17 +1,15 @@
 """Probe (S2-AC6): start a stage's logging the way gunicorn does, then log secrets in every place a record has.
 
-Usage: python log_secrets.py <stage package dir> [NAME=VALUE ...]; the pairs are set in the environment first.
+Usage: python log_secrets.py <stage package dir>, with the settings to test in the environment.
 """
 import logging
-import os
 import runpy
 import sys
 from pathlib import Path
 
 from loguru import logger  # the specification names loguru as the stage's logging library
 
-package, *pairs = sys.argv[1:]
-os.environ.update(pair.split("=", 1) for pair in pairs)
+package = sys.argv[1]
 # gunicorn.conf.py is the documented start-up entry point: it checks the settings and installs the log sink.
 runpy.run_path(str(Path(package) / "gunicorn.conf.py"))
 

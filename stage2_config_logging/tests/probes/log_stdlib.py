@@ -1,15 +1,13 @@
 """Probe (S2-AC7): start a stage's logging the way gunicorn does, then log through the standard library.
 
-Usage: python log_stdlib.py <stage package dir> [NAME=VALUE ...]; the pairs are set in the environment first.
+Usage: python log_stdlib.py <stage package dir>, with the settings to test in the environment.
 """
 import logging
-import os
 import runpy
 import sys
 from pathlib import Path
 
-package, *pairs = sys.argv[1:]
-os.environ.update(pair.split("=", 1) for pair in pairs)
+package = sys.argv[1]
 # gunicorn.conf.py is the documented start-up entry point: it checks the settings and installs the log sink.
 runpy.run_path(str(Path(package) / "gunicorn.conf.py"))
 
