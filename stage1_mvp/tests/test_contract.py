@@ -1,6 +1,7 @@
 """The service serves its stage's view of the contract at /openapi.json, and Swagger UI for it at /docs."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -13,7 +14,8 @@ import pytest
 from common import contract
 
 METHODS = ("get", "put", "post", "delete", "patch")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# CHROMIUM names another build (e.g. chromium-browser); Debian's package installs /usr/bin/chromium.
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def operations(spec):
@@ -87,7 +89,7 @@ def test_docs_page_renders_every_operation_of_the_stages_view_in_a_browser(servi
     assert 'class="btn authorize' in dom, "no Authorize button for the bearer token"
 
 
-def _render(url: str, *, until, seconds: float = 90) -> str:
+def _render(url: str, *, until, seconds: float = 60) -> str:
     """The page's DOM after its scripts ran, in headless Chromium that can reach only the service;
     dumped again until `until(dom)` holds or the time is up (a slow machine may need a second pass)."""
     host = urlsplit(url).hostname
