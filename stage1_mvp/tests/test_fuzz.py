@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Flaky
 from schemathesis.checks import (content_type_conformance, negative_data_rejection, not_a_server_error,
                                  positive_data_acceptance, response_headers_conformance,
                                  response_schema_conformance, status_code_conformance)
@@ -76,10 +77,12 @@ def test_generated_requests_get_no_5xx_and_conform_to_the_contract(case, service
 
 @pytest.mark.check("S1-AC17")
 def test_linked_calls_reach_real_tasks_and_conform_to_the_contract(service, fuzz_account):
-    headers, reached = fuzz_account.headers, []
+    headers, reached, failures = fuzz_account.headers, [], []
 
+    # Only the task routes: a username can be registered once, so a replayed sign-up would answer 409
+    # where it first answered 201, and Hypothesis refuses a run whose replays behave differently.
     @seed(SEED)
-    class LinkedCalls(schema.as_state_machine()):
+    class LinkedCalls(schema.include(tag="tasks").as_state_machine()):
         """Follows the contract's links: a created task is then fetched or canceled by its id."""
 
         def setup(self):
@@ -87,6 +90,13 @@ def test_linked_calls_reach_real_tasks_and_conform_to_the_contract(service, fuzz
 
         def get_call_kwargs(self, case):
             return {"base_url": service.url, "headers": headers}
+
+        def step(self, input):
+            try:
+                return super().step(input)
+            except Exception as exc:
+                failures.append(exc)
+                raise
 
         def after_call(self, response, case):
             super().after_call(response, case)
@@ -100,7 +110,17 @@ def test_linked_calls_reach_real_tasks_and_conform_to_the_contract(service, fuzz
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs, recorder=self.recorder)
 
-    LinkedCalls.run(settings=settings(SETTINGS, max_examples=max(EXAMPLES // 2, 5), stateful_step_count=6))
+    # Generation only, as schemathesis runs its own stateful phase: a shrunk replay would meet a service
+    # whose state has moved on. A failing scenario is reported as it happened.
+    try:
+        LinkedCalls.run(settings=settings(SETTINGS, max_examples=max(EXAMPLES // 2, 5), stateful_step_count=6,
+                                          phases=[Phase.generate]))
+    except Flaky:
+        # Hypothesis replays a failing scenario to report it, and the replay meets a service whose state has
+        # moved on; report the failure as it first happened instead.
+        if not failures:
+            raise
+        raise failures[0] from None
     assert reached, "no link led to a task the service created: the {task_id} routes only saw made-up ids"
 
 
