@@ -9,8 +9,10 @@ from common import contract
 from ... import NUMBER as STAGE_NUMBER
 
 bp = Blueprint("docs", __name__)
-# flask-swagger-ui ships Swagger UI's scripts and styles; nested here, it serves them under /docs/.
-bp.register_blueprint(get_swaggerui_blueprint("/docs", "/openapi.json", blueprint_name="swagger_ui"))
+# flask-swagger-ui ships Swagger UI's scripts and styles; nested here, it serves them under /docs/
+# (and its own page at /docs/, kept offline too: no call to the online validator).
+bp.register_blueprint(get_swaggerui_blueprint("/docs", "/openapi.json", config={"validatorUrl": None},
+                                              blueprint_name="swagger_ui"))
 
 
 @bp.get("/openapi.json")
