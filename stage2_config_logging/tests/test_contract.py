@@ -87,6 +87,11 @@ def test_docs_page_renders_every_operation_of_the_stages_view_in_a_browser(servi
     shown = sorted(name for block, name in later.items() if block in dom)
     assert not shown, f"/docs shows operations stage {stage.number} does not serve: {shown}"
     assert 'class="btn authorize' in dom, "no Authorize button for the bearer token"
+    # A deep link opens one operation: it shows "Try it out" against the running service.
+    _, _, first = next(operations(view))
+    opened = _render(f"{service.url}/docs#/{first['tags'][0]}/{first['operationId']}",
+                     until=lambda dom: "try-out__btn" in dom)
+    assert "try-out__btn" in opened, f"/docs offers no Try it out for {first['operationId']}"
 
 
 def _render(url: str, *, until, seconds: float = 60) -> str:
