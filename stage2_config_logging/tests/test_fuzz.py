@@ -2,7 +2,7 @@
 accepted and invalid data refused, real tasks reached through links, and any bad token refused.
 
 FUZZ_EXAMPLES sets the examples per operation (and the stateful scenarios); FUZZ_SEED replays a run.
-Each test prints the seed it used.
+The seed is printed once per stage, pass or fail.
 """
 from __future__ import annotations
 
