@@ -1,12 +1,21 @@
 """`make start STAGE=N`: copy stage N-1's end state into workspace/ as the learner's stage N attempt."""
 from __future__ import annotations
 
+import re
 import shutil
 import sys
+from pathlib import Path
 
 from ..stages import REPO_ROOT, stage
 
 WORKSPACE = REPO_ROOT / "workspace"
+_NUMBER = re.compile(r"^NUMBER = \d+$", re.MULTILINE)
+
+
+def set_stage_number(package: Path, number: int) -> None:
+    """Make the package serve stage `number`'s view of the contract (its NUMBER in __init__.py)."""
+    init = package / "__init__.py"
+    init.write_text(_NUMBER.sub(f"NUMBER = {number}", init.read_text(encoding="utf-8")), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     shutil.copytree(base.path, destination,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "CHANGES.diff", "tests"))
+    # The attempt documents, at /openapi.json and /docs, the contract it is graded against.
+    set_stage_number(destination, goal.number)
     print(f"Copied {base.folder} (the end state of stage {base.number}) to {relative}.\n"
           f"Build stage {goal.number} - {goal.title} [{goal.title_zh}] there; the goals are in {goal.folder}/README.md.\n"
           f"  serve it:  .venv/bin/python -m common.runner {goal.number} --impl {relative}\n"
