@@ -42,7 +42,7 @@ STAGES: tuple[Stage, ...] = (
           "Prometheus metrics, OpenTelemetry traces, log correlation", (_DB, _CACHE, _BROKER)),
     Stage(6, "stage6_resilience", "Resilience and rate limiting", "韧性与限流",
           "circuit breakers, retries, token buckets, deadlines", (_DB, _CACHE, _BROKER)),
-    Stage(7, "stage7_containers", "CI/CD and containers", "CI/CD 与容器化",
+    Stage(7, "stage7_cicd", "CI/CD and containers", "CI/CD 与容器化",
           "Dockerfile, compose stack, CI workflow", (_DB, _CACHE, _BROKER)),
     Stage(8, "stage8_loadtest", "Load testing and optimisation", "压测与优化",
           "wrk and locust scenarios against the SLOs; profiles", (_DB, _CACHE, _BROKER)),
