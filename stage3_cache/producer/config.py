@@ -5,9 +5,11 @@ import os
 import sys
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+from common.backends import mask_url
 
 # Good enough for a laptop; refused in prod.
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789abcdef"
@@ -29,6 +31,16 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] | None = None
     log_sample_rate: float = Field(1.0, ge=0.0, le=1.0)
     log_slow_request_ms: int = Field(500, ge=0)
+    # The cache (stage 3): where Redis is, how long each level keeps an entry, and how long anything may wait on it.
+    redis_url: str = Field(min_length=1)
+    redis_timeout_ms: int = Field(200, ge=10, le=5_000)
+    cache_ttl_seconds: int = Field(60, ge=1, le=86_400)
+    cache_local_ttl_seconds: float = Field(2.0, gt=0, le=60)
+    cache_local_max_entries: int = Field(10_000, ge=1, le=1_000_000)
+    cache_negative_ttl_seconds: float = Field(5.0, gt=0, le=300)
+    cache_ttl_jitter: float = Field(0.1, ge=0.0, le=0.5)
+    cache_lock_ttl_ms: int = Field(3_000, ge=100, le=60_000)
+    cache_delayed_delete_ms: int = Field(500, ge=0, le=10_000)
 
     @field_validator("database_url")
     @classmethod
@@ -38,6 +50,20 @@ class Settings(BaseSettings):
         except Exception:  # noqa: BLE001 - make_url raises several types for junk
             raise ValueError("not a SQLAlchemy database URL (e.g. mysql+pymysql://user:pw@host:3306/db)") from None
         return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _is_a_redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("not a Redis URL (e.g. redis://127.0.0.1:6379/0)")
+        return value
+
+    @model_validator(mode="after")
+    def _local_entries_live_shorter_than_redis_ones(self) -> "Settings":
+        # The local TTL bounds how long another process may serve a stale entry; it must stay short.
+        if self.cache_local_ttl_seconds >= self.cache_ttl_seconds:
+            raise ValueError("CACHE_LOCAL_TTL_SECONDS must be shorter than CACHE_TTL_SECONDS")
+        return self
 
     @property
     def effective_log_format(self) -> str:
@@ -50,6 +76,7 @@ class Settings(BaseSettings):
         values["jwt_secret"] = "***"
         values["database_url"] = make_url(self.database_url).render_as_string(hide_password=True)
         values["log_format"] = self.effective_log_format
+        values["redis_url"] = mask_url(self.redis_url)
         return values
 
 

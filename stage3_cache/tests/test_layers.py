@@ -21,8 +21,8 @@ import common
 
 LAYERS = {
     "handlers": ("auth.py", "tasks.py", "health.py"),
-    "services": ("auth.py", "tasks.py"),
-    "repositories": ("db.py", "users.py", "tasks.py"),
+    "services": ("auth.py", "tasks.py", "task_cache.py"),
+    "repositories": ("db.py", "users.py", "tasks.py", "cache.py", "local_cache.py", "invalidation.py"),
 }
 # What renders errors as HTTP responses: it needs Flask's request, so only the router and handlers may use it.
 RENDERING = ("common.problems",)

@@ -22,7 +22,8 @@ def create():
 @bp.get("/<task_id>")
 @login_required
 def get(task_id: str):
-    return task_json(tasks.get_task(user_id=g.user_id, task_id=path_uuid(task_id)))
+    read = tasks.get_task(user_id=g.user_id, task_id=path_uuid(task_id))  # a malformed id stops here: 400
+    return read.task, 200, {"X-Cache": read.source}
 
 
 @bp.get("")

@@ -11,15 +11,36 @@ from typing import Any
 
 from common.errors import TaskNotCancelable, TaskNotFound, Unauthorized, ValidationFailed
 from common.models import CANCELABLE_STATUSES, Task, TaskStatus
+from common.timeutil import rfc3339
 
 from ..repositories import tasks
 from ..repositories.db import database
+from . import task_cache
 
 
 @dataclass(frozen=True)
 class TaskPage:
     items: list[Task]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class TaskRead:
+    task: dict[str, Any]  # the public JSON, as cached
+    source: str  # the level that answered: local, redis or miss (the database)
+
+
+def public_json(task: Task) -> dict[str, Any]:
+    """The task as the API shows it; also exactly what the cache stores."""
+    return {
+        "id": str(task.id),
+        "type": task.type,
+        "payload": task.payload,
+        "priority": task.priority,
+        "status": task.status,
+        "created_at": rfc3339(task.created_at),
+        "updated_at": rfc3339(task.updated_at),
+    }
 
 
 def create_task(*, user_id: uuid.UUID, type_: str, payload: dict[str, Any], priority: int) -> Task:
@@ -31,13 +52,20 @@ def create_task(*, user_id: uuid.UUID, type_: str, payload: dict[str, Any], prio
     return task
 
 
-def get_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
-    """Return the user's task; raise TaskNotFound for a missing task or another user's."""
+def get_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRead:
+    """Return the user's task through the cache; raise TaskNotFound for a missing task or another user's."""
+    document, source = task_cache.read(user_id=user_id, task_id=task_id,
+                                       load=lambda: _load_task(user_id=user_id, task_id=task_id))
+    if document is None:
+        raise TaskNotFound()
+    return TaskRead(document, source)
+
+
+def _load_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
+    """The user's task from the database as public JSON, or None."""
     with database.unit_of_work() as session, _owner_must_exist():
         task = tasks.get_owned(session, user_id=user_id, task_id=task_id)
-    if task is None:
-        raise TaskNotFound()
-    return task
+    return None if task is None else public_json(task)
 
 
 def list_tasks(*, user_id: uuid.UUID, limit: int, cursor: str | None, status: str | None) -> TaskPage:
@@ -56,6 +84,8 @@ def cancel_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
                                        allowed=[status.value for status in CANCELABLE_STATUSES])
         session.commit()
         task = tasks.get_owned(session, user_id=user_id, task_id=task_id)
+    if canceled:
+        task_cache.invalidate(user_id=user_id, task_id=task_id)  # after the commit, never before
     if task is None:
         raise TaskNotFound()
     if not canceled:
