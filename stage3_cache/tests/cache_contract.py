@@ -13,6 +13,9 @@ NEGATIVE_TTL_BAND = (4.5, 5.5)  # CACHE_NEGATIVE_TTL_SECONDS=5, ±10 %
 LOCAL_TTL_MAX = 2.2  # CACHE_LOCAL_TTL_SECONDS=2, +10 %
 # After a cancel returns, no read serves the old status later than this (delayed delete 0.5 s + local TTL 2.2 s).
 STALENESS_WINDOW = 3.0
+DELAYED_DELETE = 0.5  # CACHE_DELAYED_DELETE_MS=500: the second delete after a write
+# With Redis up, a cancel's invalidation message reaches every process's local level within this.
+INVALIDATION_DELIVERY = 1.0
 # A read or a cancel while Redis hangs answers within this (one 0.2 s Redis timeout plus the database work).
 HANG_BOUND = 1.0
 

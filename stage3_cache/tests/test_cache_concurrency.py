@@ -1,6 +1,7 @@
 """Many clients at once: one database read for a burst of misses, and no stale read after a cancel."""
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -9,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from tenacity import Retrying, stop_after_delay, wait_fixed
 
-from .cache_contract import STALENESS_WINDOW
+from .cache_contract import DELAYED_DELETE, INVALIDATION_DELIVERY, STALENESS_WINDOW
 from .test_cache import TASK_READS
 
 
@@ -76,3 +77,45 @@ def test_no_worker_serves_a_canceled_task_as_pending_past_the_window(api, servic
     late = [lag for lag in stale if lag > STALENESS_WINDOW]
     assert not late, f"PENDING served {max(late):.2f} s after the cancel returned (window {STALENESS_WINDOW} s)"
     assert reads[-1][1] == "CANCELED"
+
+
+def warm_every_worker(service, path: str, headers: dict) -> None:
+    """Read through fresh connections until a second worker has loaded the task into its local level."""
+    sources: list[str | None] = []
+    for attempt in Retrying(stop=stop_after_delay(10), wait=wait_fixed(0.01), reraise=True):
+        with attempt, service.client() as fresh:  # a new connection may land on either worker
+            sources.append(fresh.get(path, headers=headers).headers.get("X-Cache"))
+            # "redis" is a worker's first read after another one loaded the task: both now hold it locally.
+            assert "redis" in sources, f"the reads never reached a second worker: {sources}"
+
+
+def late_reads(service, path: str, headers: dict, *, since: float, window: float) -> list[tuple[float, str]]:
+    """Read through fresh connections for a second past `since + window`; return the reads past it not CANCELED."""
+    late = []
+    while (now := time.monotonic()) < since + window + 1:
+        with service.client() as fresh:
+            status = fresh.get(path, headers=headers).json()["status"]
+        if now > since + window and status != "CANCELED":
+            late.append((now - since, status))
+    return late
+
+
+@pytest.mark.check("S3-AC4")
+def test_a_cancel_evicts_the_task_from_the_local_level_of_every_worker_even_after_an_outage(launch, alice,
+                                                                                            create_task, cache):
+    """With local entries living 30 s, only the invalidation (or the clear after a reconnect) ends a stale read."""
+    service = launch({"CACHE_LOCAL_TTL_SECONDS": "30"}, name="long-local-ttl")
+    headers = alice.headers
+    for outage in (False, True):
+        path = f"/api/v1/tasks/{create_task(alice)['id']}"
+        warm_every_worker(service, path, headers)
+        with cache.outage() if outage else contextlib.nullcontext(), service.client() as client:
+            assert client.post(f"{path}/cancel", headers=headers).status_code == 200
+            # An outage outlasting the delayed delete: every invalidation message of this cancel is lost.
+            until = time.monotonic() + (DELAYED_DELETE + 1 if outage else 0)
+            while time.monotonic() < until:
+                assert client.get(path, headers=headers).status_code == 200
+        since = time.monotonic()  # the cancel returned, or Redis came back
+        late = late_reads(service, path, headers, since=since, window=INVALIDATION_DELIVERY)
+        assert not late, (f"a worker still served {late[-1][1]} {late[-1][0]:.2f} s after "
+                          + ("Redis came back" if outage else "the cancel returned"))

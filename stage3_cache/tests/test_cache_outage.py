@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+import requests
 from tenacity import Retrying, stop_after_delay, wait_fixed
 
 from .cache_contract import HANG_BOUND, STALENESS_WINDOW, cached_task, task_key
@@ -54,11 +55,12 @@ class Traffic:
             self.failures.append(f"{answer.request.method} {answer.request.path_url}: {answer.status_code} "
                                  f"{answer.text[:200]}")
 
-    def wait_for(self, rounds: int) -> None:
-        target = self.done + rounds
-        for attempt in Retrying(stop=stop_after_delay(20), wait=wait_fixed(0.05), reraise=True):
+    def wait_for(self, rounds: int, *, seconds: float = 0.0) -> None:
+        """Until `rounds` more rounds are done and at least `seconds` have passed."""
+        target, until = self.done + rounds, time.monotonic() + seconds
+        for attempt in Retrying(stop=stop_after_delay(20 + seconds), wait=wait_fixed(0.05), reraise=True):
             with attempt:
-                assert self.done >= target, f"the traffic is stuck at {self.done} rounds"
+                assert self.done >= target and time.monotonic() >= until, f"the traffic is at {self.done} rounds"
 
     def stop(self) -> list[str]:
         self._stop.set()
@@ -80,7 +82,7 @@ def test_redis_stopped_mid_run_costs_no_failed_request_and_the_cache_fills_again
             wait_for_cache(api, "degraded")
             canceled = api.post(f"{path}/cancel", headers=alice.headers)  # Redis still holds it as PENDING
             assert canceled.status_code == 200 and canceled.json()["status"] == "CANCELED"
-            traffic.wait_for(5)
+            traffic.wait_for(5, seconds=1.5)  # longer than the delayed delete: both deletes meet the outage
         restored_at = time.monotonic()
         wait_for_cache(api, "up")
         traffic.wait_for(3)
@@ -108,7 +110,10 @@ def test_a_hanging_redis_slows_a_request_by_no_more_than_the_documented_bound(ap
     with cache.hang():
         for task in tasks:
             started = time.monotonic()
-            answer = api.get(f"/api/v1/tasks/{task['id']}", headers=alice.headers)
+            try:
+                answer = api.get(f"/api/v1/tasks/{task['id']}", headers=alice.headers, timeout=HANG_BOUND + 4)
+            except requests.Timeout:
+                pytest.fail(f"a read got no answer within {HANG_BOUND + 4} s while Redis hung (bound {HANG_BOUND} s)")
             took = time.monotonic() - started
             assert answer.status_code == 200 and answer.json() == task
             assert answer.headers.get("X-Cache") == "miss", "with Redis hanging, the read must come from the database"
