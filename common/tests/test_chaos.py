@@ -102,3 +102,16 @@ def test_the_query_log_reads_com_query_statements_off_the_wire(echo_server):
         assert statements == ["SELECT 1 FROM tasks", "UPDATE tasks SET type = 'é'"]
     finally:
         proxy.close()
+
+
+def test_the_services_reach_redis_through_the_proxy_with_its_credentials_and_database():
+    from common.backends import Backend
+    from common.testing.harness import Cache
+
+    proxy = TcpProxy("127.0.0.1", 6379)
+    try:
+        cache = Cache(Backend("cache", "redis://:s3cret@10.1.2.3:6390/14", False, "real"), proxy)
+        assert cache.service_url == f"redis://:s3cret@127.0.0.1:{proxy.port}/14"
+        cache.client.close()
+    finally:
+        proxy.close()

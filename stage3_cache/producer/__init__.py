@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["settings"] = settings
     db.database.configure(url=settings.database_url)
     cache.configure(url=settings.redis_url, timeout_ms=settings.redis_timeout_ms)
-    task_cache.configure(settings)
+    task_cache.configure(settings=settings)
     logs.init_app(app, settings)
     router.init_app(app)
     logger.info("app ready", profile=settings.app_env)

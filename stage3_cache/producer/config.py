@@ -5,7 +5,7 @@ import os
 import sys
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -58,12 +58,14 @@ class Settings(BaseSettings):
             raise ValueError("not a Redis URL (e.g. redis://127.0.0.1:6379/0)")
         return value
 
-    @model_validator(mode="after")
-    def _local_entries_live_shorter_than_redis_ones(self) -> "Settings":
+    @field_validator("cache_local_ttl_seconds")
+    @classmethod
+    def _local_entries_live_shorter_than_redis_ones(cls, value: float, info: ValidationInfo) -> float:
         # The local TTL bounds how long another process may serve a stale entry; it must stay short.
-        if self.cache_local_ttl_seconds >= self.cache_ttl_seconds:
-            raise ValueError("CACHE_LOCAL_TTL_SECONDS must be shorter than CACHE_TTL_SECONDS")
-        return self
+        redis_ttl = info.data.get("cache_ttl_seconds")
+        if redis_ttl is not None and value >= redis_ttl:
+            raise ValueError(f"must be shorter than CACHE_TTL_SECONDS ({redis_ttl})")
+        return value
 
     @property
     def effective_log_format(self) -> str:

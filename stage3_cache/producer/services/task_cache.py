@@ -37,7 +37,7 @@ class _Levels:
 _levels: _Levels | None = None
 
 
-def configure(settings: Settings) -> None:
+def configure(*, settings: Settings) -> None:
     """Build this process's local level and start its subscriber and delayed-delete threads (once per worker)."""
     global _levels
     local = LocalCache(max_entries=settings.cache_local_max_entries)
