@@ -1,21 +1,32 @@
-"""Take a dependency away and give it back, for outage drills."""
+"""Take a dependency away, make it hang, give it back, and watch what clients send it, for drills."""
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
+
+# Per connection: a fresh function that is handed every chunk the client sends to the server.
+StreamObserver = Callable[[], Callable[[bytes], None]]
 
 
 class TcpProxy:
-    """A loopback TCP proxy in front of a real server; `cut()` is the server vanishing from the network."""
+    """A loopback TCP proxy in front of a real server.
 
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+    `cut()` is the server vanishing from the network; `hang()` is a server that accepts connections
+    and reads requests but never answers (nothing is forwarded either way until `restore()`).
+    """
+
+    def __init__(self, upstream_host: str, upstream_port: int, *, observe: StreamObserver | None = None) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self._observe = observe
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._cut = threading.Event()
+        self._flowing = threading.Event()
+        self._flowing.set()
         threading.Thread(target=self._accept_loop, name="tcp-proxy", daemon=True).start()
 
     def cut(self) -> None:
@@ -26,11 +37,17 @@ class TcpProxy:
                 _close(sock)
             self._open.clear()
 
+    def hang(self) -> None:
+        """Keep connections open and accept new ones, but forward nothing until restore()."""
+        self._flowing.clear()
+
     def restore(self) -> None:
         self._cut.clear()
+        self._flowing.set()
 
     def close(self) -> None:
         self.cut()
+        self._flowing.set()  # releases the pipes held by a hang; their sockets are closed
         _close(self._listener)
 
     def _accept_loop(self) -> None:
@@ -50,12 +67,16 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._open.update((client, server))
-            for src, dst in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+            observer = self._observe() if self._observe else None
+            threading.Thread(target=self._pipe, args=(client, server, observer), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, None), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, observer: Callable[[bytes], None] | None) -> None:
         try:
             while chunk := src.recv(65536):
+                self._flowing.wait()  # a hang holds the bytes here: late, never lost or reordered
+                if observer:
+                    observer(chunk)
                 dst.sendall(chunk)
         except OSError:
             pass
@@ -64,6 +85,56 @@ class TcpProxy:
                 _close(sock)
                 with self._lock:
                     self._open.discard(sock)
+
+
+class MysqlQueryLog:
+    """The statements clients send a MySQL/MariaDB server, read off the wire by a TcpProxy.
+
+    A client packet is a 3-byte little-endian length, a sequence id, then the payload. A command
+    starts a new exchange (sequence id 0); COM_QUERY (0x03) carries the statement text. The
+    connection phase (handshake response, sequence 1) is skipped by that rule. Assumes no TLS
+    and no compression, as for a local test server.
+    """
+
+    COM_QUERY = 0x03
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._recordings: list[list[str]] = []
+
+    def connection(self) -> Callable[[bytes], None]:
+        """A parser for one client connection's byte stream (pass the class's instance as `observe`)."""
+        buffer = bytearray()
+
+        def feed(chunk: bytes) -> None:
+            buffer.extend(chunk)
+            while len(buffer) >= 4:
+                length = int.from_bytes(buffer[:3], "little")
+                if len(buffer) < 4 + length:
+                    return
+                sequence, payload = buffer[3], bytes(buffer[4:4 + length])
+                del buffer[:4 + length]
+                if sequence == 0 and payload[:1] == bytes([self.COM_QUERY]):
+                    self._record(payload[1:].decode("utf-8", errors="replace"))
+
+        return feed
+
+    def _record(self, statement: str) -> None:
+        with self._lock:
+            for recording in self._recordings:
+                recording.append(statement)
+
+    @contextlib.contextmanager
+    def recording(self):
+        """Collect, into the list this yields, every statement sent while the block runs."""
+        statements: list[str] = []
+        with self._lock:
+            self._recordings.append(statements)
+        try:
+            yield statements
+        finally:
+            with self._lock:
+                self._recordings.remove(statements)
 
 
 def _close(sock: socket.socket) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -11,8 +12,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import redis
 import requests
 from sqlalchemy import Engine, make_url
 
@@ -20,7 +23,7 @@ from ..backends import Backend, BackendUnavailable, database_engine
 from ..runner import prepare_backends
 from ..service import ServiceProcess, free_port, package_pythonpath
 from ..stages import Stage, StagePackage
-from .chaos import TcpProxy
+from .chaos import MysqlQueryLog, TcpProxy
 
 
 class ApiClient(requests.Session):
@@ -41,6 +44,7 @@ class Database:
 
     backend: Backend
     proxy: TcpProxy | None = None
+    query_log: MysqlQueryLog | None = None
     engine: Engine = field(init=False)
 
     def __post_init__(self) -> None:
@@ -66,6 +70,71 @@ class Database:
             pytest.skip("not gradable on embedded SQLite: a file database cannot be taken away from a running "
                         "service; graded where DATABASE_URL is MySQL/MariaDB (as in CI)")
         self.proxy.cut()
+        try:
+            yield
+        finally:
+            self.proxy.restore()
+
+    @contextlib.contextmanager
+    def queries(self) -> Iterator["Statements"]:
+        """Record the SQL statements the services send while the block runs, read off the wire."""
+        if not self.query_log:
+            yield Statements(None)
+            return
+        with self.query_log.recording() as recorded:
+            yield Statements(recorded)
+
+
+class Statements:
+    """What `Database.queries()` recorded; on embedded SQLite nothing can be, and asking skips the check."""
+
+    def __init__(self, recorded: list[str] | None) -> None:
+        self._recorded = recorded
+
+    def matching(self, pattern: str) -> list[str]:
+        """The statements that match a regular expression (case-insensitive)."""
+        if self._recorded is None:
+            pytest.skip("not gradable on embedded SQLite: the statements a service sends to a file database "
+                        "cannot be counted from outside; graded where DATABASE_URL is MySQL/MariaDB (as in CI)")
+        return [s for s in list(self._recorded) if re.search(pattern, s, re.IGNORECASE | re.DOTALL)]
+
+
+@dataclass
+class Cache:
+    """The Redis the services under test use (real or embedded), seen from the test process.
+
+    The services reach it through a proxy, so an outage or a hang can be staged for them without
+    touching the server; `client` talks to the server directly and answers as text.
+    """
+
+    backend: Backend
+    proxy: TcpProxy
+    client: redis.Redis = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = redis.Redis.from_url(self.backend.url, decode_responses=True, socket_timeout=5)
+
+    @property
+    def service_url(self) -> str:
+        """The backend's URL (credentials and database number kept) with the proxy as host and port."""
+        parts = urlsplit(self.backend.url)
+        credentials = parts.netloc.rpartition("@")[0]
+        netloc = f"{credentials}@" if credentials else ""
+        return parts._replace(netloc=f"{netloc}127.0.0.1:{self.proxy.port}").geturl()
+
+    @contextlib.contextmanager
+    def outage(self) -> Iterator[None]:
+        """Make Redis unreachable for the services (connections dropped, new ones refused), then bring it back."""
+        self.proxy.cut()
+        try:
+            yield
+        finally:
+            self.proxy.restore()
+
+    @contextlib.contextmanager
+    def hang(self) -> Iterator[None]:
+        """Make Redis accept connections and commands but never answer, then let everything through again."""
+        self.proxy.hang()
         try:
             yield
         finally:
@@ -118,6 +187,7 @@ class Harness:
         self._stack = ExitStack()
         self._backends: dict[str, Backend] = {}
         self._database: Database | None = None
+        self._cache: Cache | None = None
         self._shared: dict[int, RunningService] = {}
         self._unavailable: BackendUnavailable | None = None
 
@@ -126,6 +196,8 @@ class Harness:
             service.stop()
         if self._database:
             self._database.engine.dispose()
+        if self._cache:
+            self._cache.client.close()
         self._stack.close()
 
     # -- backends ------------------------------------------------------------------------------
@@ -145,13 +217,24 @@ class Harness:
     def database(self) -> Database:
         if self._database is None:
             backend = self.backends(("database",))["database"]
-            proxy = None
+            proxy, query_log = None, None
             if not backend.embedded:
                 url = make_url(backend.url)
-                proxy = TcpProxy(url.host or "127.0.0.1", url.port or 3306)
+                query_log = MysqlQueryLog()
+                proxy = TcpProxy(url.host or "127.0.0.1", url.port or 3306, observe=query_log.connection)
                 self._stack.callback(proxy.close)
-            self._database = Database(backend, proxy)
+            self._database = Database(backend, proxy, query_log)
         return self._database
+
+    @property
+    def cache(self) -> Cache:
+        if self._cache is None:
+            backend = self.backends(("cache",))["cache"]
+            url = urlsplit(backend.url)
+            proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 6379)
+            self._stack.callback(proxy.close)
+            self._cache = Cache(backend, proxy)
+        return self._cache
 
     # -- services ------------------------------------------------------------------------------
     def service_env(self, stage: Stage) -> dict[str, str]:
@@ -161,6 +244,8 @@ class Harness:
             env.update(backend.env)
         if "database" in stage.backends:
             env["DATABASE_URL"] = self.database.service_url
+        if "cache" in stage.backends:
+            env["REDIS_URL"] = self.cache.service_url
         return env
 
     def shared_service(self, stage: Stage) -> RunningService:

@@ -12,7 +12,7 @@ import pytest
 
 from ..stages import NotAStagePackage, Stage, StagePackage, stage_of_path
 from .checklist import ChecklistError, check_ids, effective_checklist, readme_checklist
-from .harness import ApiClient, Database, Harness, RunningService
+from .harness import ApiClient, Cache, Database, Harness, RunningService
 from .scorecard import Scorecard
 
 _harness_key = pytest.StashKey[Harness]()
@@ -175,6 +175,13 @@ def database(harness: Harness) -> Database:
     """The services' database, seen directly (SQL), for checks a client cannot make."""
     _needs_access(harness, "database access")
     return harness.database
+
+
+@pytest.fixture
+def cache(harness: Harness) -> Cache:
+    """The services' Redis, seen directly (keys, TTLs), with outages and hangs staged through a proxy."""
+    _needs_access(harness, "cache access")
+    return harness.cache
 
 
 @pytest.fixture

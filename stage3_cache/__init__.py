@@ -1,0 +1,1 @@
+"""Stage 3 - cache [缓存层：Redis + 本地 LRU]: two-level cache-aside for task reads, single flight, TTL jitter."""

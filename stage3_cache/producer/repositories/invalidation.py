@@ -1,0 +1,80 @@
+"""Background work of the cache, one thread each per process: the invalidation subscriber and the delayed deletes."""
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+from loguru import logger
+
+from common.backends import first_line
+
+
+class Subscriber:
+    """Hands every key published on `channel` to `evict`; after any gap in listening, `clear`s instead.
+
+    Messages published while this process was not subscribed (Redis down, a reconnect) are lost
+    for good, so the local level cannot know what it missed: it starts empty again.
+    """
+
+    def __init__(self, client: redis.Redis, *, channel: str, evict: Callable[[str], None],
+                 clear: Callable[[], None]) -> None:
+        self.client, self.channel, self.evict, self.clear = client, channel, evict, clear
+        threading.Thread(target=self._listen, name="cache-invalidations", daemon=True).start()
+
+    def _listen(self) -> None:
+        lost = False
+        while True:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(self.channel)
+                self.clear()
+                if lost:
+                    logger.info("cache invalidations resubscribed; local cache cleared")
+                lost = False
+                while True:
+                    if message := pubsub.get_message(timeout=1.0):
+                        self.evict(message["data"])
+            except (redis.RedisError, OSError) as exc:
+                if not lost:
+                    logger.warning("cache invalidations lost", error=first_line(exc))
+                lost = True
+            finally:
+                pubsub.close()
+            time.sleep(0.5)  # then try again, for as long as the process lives
+
+
+class DelayedDeletes:
+    """Runs `delete(key)` after a delay, off the request thread; a delete that Redis refused is retried.
+
+    `delete` answers whether Redis took it. Retrying stops at `give_up_seconds` after scheduling:
+    by then any entry written before the write has expired by itself.
+    """
+
+    def __init__(self, *, delete: Callable[[str], bool], retry_seconds: float, give_up_seconds: float) -> None:
+        self.delete, self.retry_seconds, self.give_up_seconds = delete, retry_seconds, give_up_seconds
+        self._due: list[tuple[float, float, str]] = []  # (when, give up at, key), a heap
+        self._wakeup = threading.Condition()
+        threading.Thread(target=self._run, name="cache-delayed-deletes", daemon=True).start()
+
+    def schedule(self, key: str, *, delay_seconds: float, give_up_at: float | None = None) -> None:
+        now = time.monotonic()
+        with self._wakeup:
+            heapq.heappush(self._due, (now + delay_seconds, give_up_at or now + self.give_up_seconds, key))
+            self._wakeup.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wakeup:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._wakeup.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                _, give_up_at, key = heapq.heappop(self._due)
+            try:
+                done = self.delete(key)
+            except Exception:  # noqa: BLE001 - this thread must outlive any one failure
+                logger.exception("delayed cache delete failed", key=key)
+                done = False
+            if not done and time.monotonic() < give_up_at:
+                self.schedule(key, delay_seconds=self.retry_seconds, give_up_at=give_up_at)

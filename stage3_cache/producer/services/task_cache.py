@@ -1,0 +1,126 @@
+"""Cache-aside for task reads: the local LRU, then Redis, then the database; and invalidation after a write.
+
+Read: local hit -> done. Else one thread per key in this process (single flight) asks Redis; on a
+miss it takes the key's Redis lock (one loader across processes and instances), loads from the
+database, and fills Redis and the local level; a process that finds the lock taken polls Redis for
+the value until the lock's expiry, then takes over. A miss is cached too, as a short negative entry.
+Write: the database first, then delete the entry everywhere, then delete it again after a delay.
+"""
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Settings
+from ..repositories.cache import INVALIDATION_CHANNEL, cache, decode, encode, task_key
+from ..repositories.invalidation import DelayedDeletes, Subscriber
+from ..repositories.local_cache import ABSENT, LocalCache, SingleFlight
+
+# What answered a read (the X-Cache header): this process's memory, Redis, or the database.
+LOCAL, REDIS, MISS = "local", "redis", "miss"
+LOCK_POLL_SECONDS = 0.02
+Document = dict[str, Any] | None  # a task's public JSON; None is "no such task for this user"
+
+
+@dataclass
+class _Levels:
+    settings: Settings
+    local: LocalCache
+    flights: SingleFlight
+    delayed: DelayedDeletes
+
+
+_levels: _Levels | None = None
+
+
+def configure(*, settings: Settings) -> None:
+    """Build this process's local level and start its subscriber and delayed-delete threads (once per worker)."""
+    global _levels
+    local = LocalCache(max_entries=settings.cache_local_max_entries)
+    lock_seconds = settings.cache_lock_ttl_ms / 1000
+    redis_ttl_max = settings.cache_ttl_seconds * (1 + settings.cache_ttl_jitter)
+    _levels = _Levels(settings, local, SingleFlight(wait_seconds=lock_seconds + 15),
+                      DelayedDeletes(delete=_evict_everywhere, retry_seconds=0.5, give_up_seconds=redis_ttl_max))
+    assert cache.client is not None, "configure the Redis client first"
+    Subscriber(cache.client, channel=INVALIDATION_CHANNEL, evict=local.evict, clear=local.clear)
+
+
+def levels() -> _Levels:
+    if _levels is None:
+        raise RuntimeError("the task cache is not configured: create_app() configures it")
+    return _levels
+
+
+def jittered(seconds: float) -> float:
+    """A TTL spread uniformly over seconds * (1 ± CACHE_TTL_JITTER), so entries filled together expire apart."""
+    jitter = levels().settings.cache_ttl_jitter
+    return seconds * random.uniform(1 - jitter, 1 + jitter)
+
+
+def read(*, user_id: uuid.UUID, task_id: uuid.UUID, load: Callable[[], Document]) -> tuple[Document, str]:
+    """The task's document (None: not found) and which level answered; `load` reads the database."""
+    key, state = task_key(user_id, task_id), levels()
+    document = state.local.get(key)
+    if document is not ABSENT:
+        return document, LOCAL
+    (document, source), led = state.flights.run(key, lambda: _shared_levels(key, load))
+    return document, source if led else LOCAL  # a follower was answered from this process's memory
+
+
+def _shared_levels(key: str, load: Callable[[], Document]) -> tuple[Document, str]:
+    state, session = levels(), cache.session()
+    lock_ms = state.settings.cache_lock_ttl_ms
+    give_up = time.monotonic() + lock_ms / 1000 + 0.5  # by then the lock has expired, whoever held it
+    token = None
+    while True:
+        found = session.get(key)
+        if found is not None:
+            document = decode(found)
+            _fill_local(key, document)
+            return document, REDIS
+        if session.up:
+            token = session.try_lock(key, ttl_ms=lock_ms)
+        if token or not session.up or time.monotonic() >= give_up:
+            break  # we load; without the lock only if Redis failed or the holder outlived its lock
+        time.sleep(LOCK_POLL_SECONDS)
+    try:
+        document = load()
+        ttl = state.settings.cache_ttl_seconds if document is not None else state.settings.cache_negative_ttl_seconds
+        session.set(key, encode(document), ttl_ms=round(jittered(ttl) * 1000))
+        _fill_local(key, document)
+    finally:
+        if token:
+            session.unlock(key, token)
+    return document, MISS
+
+
+def _fill_local(key: str, document: Document) -> None:
+    settings = levels().settings
+    ttl = settings.cache_local_ttl_seconds
+    if document is None:
+        ttl = min(ttl, settings.cache_negative_ttl_seconds)
+    levels().local.put(key, document, ttl_seconds=jittered(ttl))
+
+
+def invalidate(*, user_id: uuid.UUID, task_id: uuid.UUID) -> None:
+    """After a committed write: evict the entry everywhere now, and again after CACHE_DELAYED_DELETE_MS.
+
+    The second delete removes what a read that loaded the old row before the commit wrote back after
+    the first delete; it runs on another thread, so the response does not wait for it.
+    """
+    key, state = task_key(user_id, task_id), levels()
+    _evict_everywhere(key)  # if Redis refused, the delayed delete keeps retrying until it takes
+    state.delayed.schedule(key, delay_seconds=state.settings.cache_delayed_delete_ms / 1000)
+
+
+def _evict_everywhere(key: str) -> bool:
+    """Evict locally, delete in Redis, tell the other processes; whether Redis took the delete."""
+    levels().local.evict(key)
+    session = cache.session()
+    deleted = session.delete(key)
+    session.publish(INVALIDATION_CHANNEL, key)
+    return deleted and session.up

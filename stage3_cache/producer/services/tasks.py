@@ -1,0 +1,119 @@
+"""Task rules: create, read, list and cancel, each in one unit of work."""
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from common.errors import TaskNotCancelable, TaskNotFound, Unauthorized, ValidationFailed
+from common.models import CANCELABLE_STATUSES, Task, TaskStatus
+from common.timeutil import rfc3339
+
+from ..repositories import tasks
+from ..repositories.db import database
+from . import task_cache
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    items: list[Task]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class TaskRead:
+    task: dict[str, Any]  # the public JSON, as cached
+    source: str  # the level that answered: local, redis or miss (the database)
+
+
+def public_json(task: Task) -> dict[str, Any]:
+    """The task as the API shows it; also exactly what the cache stores."""
+    return {
+        "id": str(task.id),
+        "type": task.type,
+        "payload": task.payload,
+        "priority": task.priority,
+        "status": task.status,
+        "created_at": rfc3339(task.created_at),
+        "updated_at": rfc3339(task.updated_at),
+    }
+
+
+def create_task(*, user_id: uuid.UUID, type_: str, payload: dict[str, Any], priority: int) -> Task:
+    """Store a new PENDING task and return it."""
+    with database.unit_of_work() as session, _owner_must_exist():
+        task = tasks.add(session, Task(user_id=user_id, type=type_, payload=payload, priority=priority,
+                                       status=TaskStatus.PENDING.value))
+        session.commit()
+    return task
+
+
+def get_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRead:
+    """Return the user's task through the cache; raise TaskNotFound for a missing task or another user's."""
+    document, source = task_cache.read(user_id=user_id, task_id=task_id,
+                                       load=lambda: _load_task(user_id=user_id, task_id=task_id))
+    if document is None:
+        raise TaskNotFound()
+    return TaskRead(document, source)
+
+
+def _load_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
+    """The user's task from the database as public JSON, or None."""
+    with database.unit_of_work() as session, _owner_must_exist():
+        task = tasks.get_owned(session, user_id=user_id, task_id=task_id)
+    return None if task is None else public_json(task)
+
+
+def list_tasks(*, user_id: uuid.UUID, limit: int, cursor: str | None, status: str | None) -> TaskPage:
+    """Return one page of the user's tasks, newest first, and the cursor of the next page."""
+    before = decode_cursor(cursor) if cursor else None
+    with database.unit_of_work() as session, _owner_must_exist():
+        rows = tasks.page_owned(session, user_id=user_id, before=before, status=status, limit=limit + 1)
+    items = rows[:limit]
+    return TaskPage(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+
+
+def cancel_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
+    """Move a PENDING task to CANCELED; raise TaskNotCancelable from any other status."""
+    with database.unit_of_work() as session, _owner_must_exist():
+        canceled = tasks.set_status_if(session, user_id=user_id, task_id=task_id, status=TaskStatus.CANCELED.value,
+                                       allowed=[status.value for status in CANCELABLE_STATUSES])
+        session.commit()
+        task = tasks.get_owned(session, user_id=user_id, task_id=task_id)
+    if canceled:
+        task_cache.invalidate(user_id=user_id, task_id=task_id)  # after the commit, never before
+    if task is None:
+        raise TaskNotFound()
+    if not canceled:
+        raise TaskNotCancelable(f"The task is {task.status}; only a PENDING task can be canceled.")
+    return task
+
+
+@contextmanager
+def _owner_must_exist() -> Iterator[None]:
+    """Every task query names its owner; finding no such user answers 401, not 404 or an empty list."""
+    try:
+        yield
+    except tasks.UnknownOwner:
+        # A valid signature for a user that no longer exists: the token speaks for nobody.
+        raise Unauthorized("The bearer token's user does not exist.") from None
+
+
+def encode_cursor(last_id: uuid.UUID) -> str:
+    """An opaque cursor: the last id of the page, base64url without padding."""
+    return base64.urlsafe_b64encode(last_id.bytes).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 16 or encode_cursor(uuid.UUID(bytes=raw)) != cursor:
+        raise ValidationFailed(errors=[{"field": "cursor", "message": "not a cursor this API issued"}])
+    return uuid.UUID(bytes=raw)
+
