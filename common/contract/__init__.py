@@ -25,8 +25,8 @@ def slo() -> dict[str, Any]:
 
 
 def openapi_for_stage(number: int) -> dict[str, Any]:
-    """The contract as stage `number` serves it: parts marked `x-since-stage` later, or
-    `x-until-stage` earlier, than this stage are left out."""
+    """The contract as stage `number` serves it: operations, parameters, responses and response
+    headers marked `x-since-stage` later, or `x-until-stage` earlier, than this stage are left out."""
     spec = copy.deepcopy(openapi())
 
     def applies(node: dict[str, Any]) -> bool:
@@ -42,6 +42,9 @@ def openapi_for_stage(number: int) -> dict[str, Any]:
                 continue
             operation["parameters"] = [p for p in operation.get("parameters", []) if applies(p)]
             operation["responses"] = {s: r for s, r in operation["responses"].items() if applies(r)}
+            for response in operation["responses"].values():
+                if "headers" in response:
+                    response["headers"] = {n: h for n, h in response["headers"].items() if applies(h)}
         if not any(m in item for m in _METHODS):
             del spec["paths"][path]
     return spec

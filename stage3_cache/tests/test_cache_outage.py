@@ -8,13 +8,15 @@ import pytest
 import requests
 from tenacity import Retrying, stop_after_delay, wait_fixed
 
+from common.testing.contract import assert_contract
+
 from .cache_contract import HANG_BOUND, STALENESS_WINDOW, cached_task, task_key
 
 
 def cache_check(api) -> tuple[int, str, str]:
-    """(HTTP status, overall status, the cache's status) of /readyz."""
+    """(HTTP status, overall status, the cache's status) of /readyz, which must conform to the contract."""
     answer = api.get("/readyz")
-    body = answer.json()
+    body = assert_contract(answer, "GET", "/readyz")
     return answer.status_code, body.get("status"), body.get("checks", {}).get("cache", {}).get("status")
 
 

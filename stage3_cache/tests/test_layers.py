@@ -64,7 +64,12 @@ def package_of(path: Path, root: Path, top: str) -> list[str]:
     return [top, *path.parent.relative_to(root).parts]
 
 
+STAGE_ROOT = "<stage package>"  # the folder that holds producer/: its __init__ says which stage it is
+
+
 def resolve_relative(name: str, level: int, package: list[str]) -> str:
+    if level and level > len(package):  # `from ... import NUMBER` in producer/handlers/: the stage package
+        return ".".join([STAGE_ROOT, *([name] if name else [])])
     base = package[: len(package) - level + 1] if level else []
     return ".".join([*base, *([name] if name else [])])
 

@@ -143,8 +143,13 @@ def test_sampling_thins_successes_but_never_errors(launch, database):
     errors = [send("GET", "/api/v1/tasks", 401) for _ in range(20)]
     errors += [send("POST", "/api/v1/users", 400, json={"username": "x"}) for _ in range(20)]
     errors += [send("GET", "/no-such-route", 404)]
-    with database.outage():
-        errors.append(send("POST", "/api/v1/auth/login", 503, json={"username": "someone", "password": "whatever-pw"}))
+    not_gradable = None
+    try:
+        with database.outage():
+            errors.append(send("POST", "/api/v1/auth/login", 503,
+                               json={"username": "someone", "password": "whatever-pw"}))
+    except pytest.skip.Exception as skipped:  # no 5xx can be staged here; grade the rest, then say so
+        not_gradable = skipped
     service.stop()
     records = parse_lines(service.log_text())
     for rid in errors:
@@ -152,6 +157,8 @@ def test_sampling_thins_successes_but_never_errors(launch, database):
     kept = sum(1 for r in records if r.get("request_id") in set(successes) and "status" in r)
     # Kept ~ Binomial(200, 0.5); by Hoeffding P(|kept - 100| >= 50) <= 2 exp(-2 * 50**2 / 200) = 2.8e-11.
     assert 50 < kept < 150, f"{kept} of 200 successes logged at LOG_SAMPLE_RATE=0.5"
+    if not_gradable:
+        raise not_gradable
 
 
 @pytest.mark.check("S2-AC5")

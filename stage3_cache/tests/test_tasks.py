@@ -180,7 +180,7 @@ def test_payload_round_trips_exactly(api, alice, create_task, payload):
     ({"type": "t", "payload": {}, "status": "SUCCEEDED"}, "status"),
     ({"type": "t", "payload": {}, "user_id": "0190a000-0000-7000-8000-000000000002"}, "user_id"),
     ({"type": "t", "payload": {}, "priority": "5"}, "priority"),
-    ({"type": "t", "payload": {}, "priority": 5.0}, "priority"),
+    ({"type": "t", "payload": {}, "priority": 7.5}, "priority"),
     ({"type": "t", "payload": {}, "priority": True}, "priority"),
     ({"type": "t", "payload": {}, "priority": 10}, "priority"),
     ({"type": "t", "payload": {}, "priority": -1}, "priority"),

@@ -1,25 +1,26 @@
-"""The API contract, served as JSON and as a self-contained HTML page (no CDN needed)."""
+"""The stage's view of the API contract: JSON at /openapi.json, Swagger UI at /docs (no CDN needed)."""
 from __future__ import annotations
 
 from flask import Blueprint, render_template
+from flask_swagger_ui import get_swaggerui_blueprint
 
 from common import contract
 
+from ... import NUMBER as STAGE_NUMBER
+
 bp = Blueprint("docs", __name__)
-METHODS = ("get", "post", "put", "patch", "delete")
+# flask-swagger-ui ships Swagger UI's scripts and styles; nested here, it serves them under /docs/
+# (and its own page at /docs/, kept offline too: no call to the online validator).
+bp.register_blueprint(get_swaggerui_blueprint("/docs", "/openapi.json", config={"validatorUrl": None},
+                                              blueprint_name="swagger_ui"))
 
 
 @bp.get("/openapi.json")
 def openapi_json():
-    return contract.openapi()
+    # Only this stage's view: what it documents is what it answers.
+    return contract.openapi_for_stage(STAGE_NUMBER)
 
 
 @bp.get("/docs")
 def docs_page():
-    spec = contract.openapi()
-    operations = [
-        {"method": method.upper(), "path": path, **operation}
-        for path, item in spec["paths"].items()
-        for method, operation in item.items() if method in METHODS
-    ]
-    return render_template("docs.html", info=spec["info"], operations=operations)
+    return render_template("docs.html", info=contract.openapi()["info"], assets="/docs", spec_url="/openapi.json")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
 from common.models import TaskStatus, User
 from common.timeutil import rfc3339
@@ -25,10 +25,16 @@ class Credentials(RequestModel):
     password: Password
 
 
+def _whole_number_as_int(value: Any) -> Any:
+    """7.0 becomes 7: JSON Schema's integer is a number with no fraction, however it is written."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class TaskCreate(RequestModel):
     type: Annotated[StrictStr, Field(pattern=r"^[a-z0-9_.-]{1,64}$")]
     payload: dict[str, Any]
-    priority: Annotated[StrictInt, Field(ge=0, le=9)] = 5
+    # Strict otherwise: 7.5, "7" and true are still refused.
+    priority: Annotated[StrictInt, Field(ge=0, le=9), BeforeValidator(_whole_number_as_int)] = 5
 
 
 class TaskListQuery(RequestModel):
