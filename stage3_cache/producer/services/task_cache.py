@@ -78,12 +78,16 @@ def _shared_levels(key: str, load: Callable[[], Document]) -> tuple[Document, st
     token = None
     while True:
         found = session.get(key)
+        if found is None and session.up:
+            token = session.try_lock(key, ttl_ms=lock_ms)
+            if token:  # the last holder may have filled the key and let go between our get and our lock
+                found = session.get(key)
         if found is not None:
+            if token:
+                session.unlock(key, token)
             document = decode(found)
             _fill_local(key, document)
             return document, REDIS
-        if session.up:
-            token = session.try_lock(key, ttl_ms=lock_ms)
         if token or not session.up or time.monotonic() >= give_up:
             break  # we load; without the lock only if Redis failed or the holder outlived its lock
         time.sleep(LOCK_POLL_SECONDS)
