@@ -77,9 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         env = {k: v for b in backends.values() for k, v in b.env.items()}
         hello = ServiceProcess(package, env=env, port=free_port(), app_spec="common.bench_hello:app")
         api = ServiceProcess(package, env=env, port=free_port())
-        for process in (hello, api):
-            stack.callback(process.stop)
-            process.start()
+        # From the cache on, reads are also compared with stage 1's uncached GET on the same database.
+        uncached = ServiceProcess(StagePackage.load(stage(1).path), env=env, port=free_port()) \
+            if target.number >= 3 else None
+        for process in (hello, api, uncached):
+            if process:
+                stack.callback(process.stop)
+                process.start()
         token, task_id = _seed(api.url)
         script = Path(scratch) / "post.lua"
         script.write_text(POST_SCRIPT % token)
@@ -89,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             "GET /api/v1/tasks/{id}": dict(url=f"{api.url}/api/v1/tasks/{task_id}", headers=auth),
             "POST /api/v1/tasks": dict(url=f"{api.url}/api/v1/tasks", script=script),
         }
+        if uncached:
+            stage1_token, stage1_task = _seed(uncached.url)
+            runs["stage 1 GET (no cache)"] = dict(url=f"{uncached.url}/api/v1/tasks/{stage1_task}",
+                                                  headers={"Authorization": f"Bearer {stage1_token}"})
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
         for options in runs.values():
             wrk(seconds=2, connections=args.connections, threads=args.threads, **options)  # warm-up
@@ -109,14 +117,21 @@ def main(argv: list[str] | None = None) -> int:
         + backends["database"].safe_url,
         "wrk": f"-t{args.threads} -c{args.connections} -d{args.seconds}s, median of {args.rounds} interleaved "
                "rounds after a 2 s warm-up",
+        # From stage 2 on every successful request may write a log line; the sample rate changes the cost.
+        "log_sample_rate": os.environ.get("LOG_SAMPLE_RATE", "default"),
         "results": results,
         "rounds": rounds,
     }
     print(f"stage {target.number} bench - {report['when']} - {report['machine']}\n"
-          f"database: {report['database']}\nwrk {report['wrk']}, gunicorn: {package.gunicorn_config.name}")
+          f"database: {report['database']}\nwrk {report['wrk']}, gunicorn: {package.gunicorn_config.name}, "
+          f"LOG_SAMPLE_RATE: {report['log_sample_rate']}")
     print(f"{'scenario':<26}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'x hello':>9}")
     for name, f in results.items():
         print(f"{name:<26}{f['rps']:>10.1f}{f['p50_ms']:>9.2f}{f['p99_ms']:>9.2f}{f['non_2xx']:>9}{f['ratio']:>9.3f}")
+    if uncached:
+        hot, cold = results["GET /api/v1/tasks/{id}"]["rps"], results["stage 1 GET (no cache)"]["rps"]
+        print(f"hot-key GET: {hot / base:.2f}x hello-world (target 0.6x), {hot / cold:.2f}x stage 1's uncached GET "
+              "(target 3x)")
     out = REPO_ROOT / "reports" / f"bench-stage{target.number}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
