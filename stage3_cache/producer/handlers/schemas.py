@@ -8,8 +8,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, S
 from common.models import TaskStatus, User
 from common.timeutil import rfc3339
 
-from ..services.tasks import public_json as task_json  # noqa: F401 - one renderer: the cache stores what the API returns
-
 
 class RequestModel(BaseModel):
     # Unknown fields are refused, so a client can never set id, status or owner.

@@ -4,8 +4,9 @@ from __future__ import annotations
 from flask import Blueprint, g, url_for
 
 from ..services import tasks
+from ..services.tasks import public_json as task_json  # one renderer: the cache stores what the API returns
 from .auth import login_required
-from .schemas import TaskCreate, TaskListQuery, task_json
+from .schemas import TaskCreate, TaskListQuery
 from .validation import parse_body, parse_query, path_uuid
 
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
