@@ -4,6 +4,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+import requests
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 SAFE_SECRET = "a-production-grade-secret-of-more-than-32-characters"
 # Long enough for every profile's own check (16), too short for prod (32): only the production rule can refuse it.
@@ -13,14 +15,28 @@ SHORT_PROD_SECRET = "only-23-characters-long"
 def start_and_expect_exit(launch, env: dict[str, str | None]) -> list[str]:
     """Start a service that must refuse its settings; return its non-empty output lines."""
     service = launch(env, wait=False, name="settings")
-    try:
-        code = service.wait_exit(15)  # the settings check takes milliseconds; 15 s allows for a loaded machine
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the service accepted these settings and kept running:\n{service.log_text()}")
+    # The settings check takes milliseconds; 15 s allows for a loaded machine. A service that answers
+    # /healthz has accepted the settings: that fails at once instead of waiting out the limit.
+    outcome = Retrying(stop=stop_after_delay(15), wait=wait_fixed(0.1), retry=retry_if_result(lambda o: o is None),
+                       retry_error_callback=lambda _: None)(stopped_or_serving, service)
     output = service.log_text()
-    assert code == 2, f"exit code {code}, expected 2:\n{output}"
+    assert outcome is not None, f"the service neither stopped nor served within 15 s:\n{output}"
+    assert outcome != "serving", f"the service accepted these settings and serves:\n{output}"
+    assert outcome == 2, f"exit code {outcome}, expected 2:\n{output}"
     assert "Traceback" not in output, output
     return [line for line in output.splitlines() if line.strip()]
+
+
+def stopped_or_serving(service) -> int | str | None:
+    """The exit code once the service stopped, "serving" once it answers /healthz, else None."""
+    try:
+        return service.wait_exit(0.05)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        return "serving" if requests.get(f"{service.url}/healthz", timeout=0.5).status_code == 200 else None
+    except requests.RequestException:
+        return None
 
 
 def lines_naming(lines: list[str], name: str) -> list[str]:
