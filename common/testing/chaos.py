@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 # Per connection: a fresh function that is handed every chunk the client sends to the server.
 StreamObserver = Callable[[], Callable[[bytes], None]]
@@ -44,6 +44,24 @@ class TcpProxy:
     def restore(self) -> None:
         self._cut.clear()
         self._flowing.set()
+
+    @contextlib.contextmanager
+    def cut_off(self) -> Iterator[None]:
+        """cut() for the duration of the block, then restore()."""
+        self.cut()
+        try:
+            yield
+        finally:
+            self.restore()
+
+    @contextlib.contextmanager
+    def hung(self) -> Iterator[None]:
+        """hang() for the duration of the block, then restore()."""
+        self.hang()
+        try:
+            yield
+        finally:
+            self.restore()
 
     def close(self) -> None:
         self.cut()

@@ -69,11 +69,8 @@ class Database:
         if not self.proxy:
             pytest.skip("not gradable on embedded SQLite: a file database cannot be taken away from a running "
                         "service; graded where DATABASE_URL is MySQL/MariaDB (as in CI)")
-        self.proxy.cut()
-        try:
+        with self.proxy.cut_off():
             yield
-        finally:
-            self.proxy.restore()
 
     @contextlib.contextmanager
     def queries(self) -> Iterator["Statements"]:
@@ -122,23 +119,13 @@ class Cache:
         netloc = f"{credentials}@" if credentials else ""
         return parts._replace(netloc=f"{netloc}127.0.0.1:{self.proxy.port}").geturl()
 
-    @contextlib.contextmanager
-    def outage(self) -> Iterator[None]:
+    def outage(self) -> contextlib.AbstractContextManager[None]:
         """Make Redis unreachable for the services (connections dropped, new ones refused), then bring it back."""
-        self.proxy.cut()
-        try:
-            yield
-        finally:
-            self.proxy.restore()
+        return self.proxy.cut_off()
 
-    @contextlib.contextmanager
-    def hang(self) -> Iterator[None]:
+    def hang(self) -> contextlib.AbstractContextManager[None]:
         """Make Redis accept connections and commands but never answer, then let everything through again."""
-        self.proxy.hang()
-        try:
-            yield
-        finally:
-            self.proxy.restore()
+        return self.proxy.hung()
 
 
 @dataclass

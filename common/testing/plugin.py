@@ -96,16 +96,19 @@ class GradingReporter:
         self.scorecard = Scorecard()
         self.stage_seconds: Counter[str] = Counter()
         self.started = time.monotonic()
+        self.expected: set[int] = set()  # stages whose checklist rows the scorecard already holds
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         stage = stage_of_path(Path(self.config.rootpath) / report.nodeid.split("::", 1)[0])
         if stage is None:
             return
         self.stage_seconds[stage.folder] += report.duration
-        try:
-            self.scorecard.expect(stage, effective_checklist(stage))
-        except ChecklistError:
-            return  # the test itself fails at setup, saying why
+        if stage.number not in self.expected:
+            try:
+                self.scorecard.expect(stage, effective_checklist(stage))
+            except ChecklistError:
+                return  # the test itself fails at setup, saying why
+            self.expected.add(stage.number)
         self.scorecard.record(stage, list(dict(report.user_properties).get(_CHECK_IDS, [])), report)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
