@@ -1,7 +1,10 @@
 """Backends: each one real (from its environment variable) or embedded (started here)."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -130,11 +133,56 @@ class EmbeddedCache:
         self._server.server_close()
 
 
-def resolve(kinds: tuple[str, ...], *, var_dir: Path, stack: ExitStack,
+class EmbeddedBroker:
+    """The mock-cluster holder (`python -m common.broker serve`) as a child process, with the stage's topics."""
+
+    def __init__(self, *, topics: Path, state: Path) -> None:
+        self.topics, self.state = topics, state
+        self.process: subprocess.Popen[bytes] | None = None
+        self.document: dict = {}
+
+    def start(self, *, wait_seconds: float = 15.0) -> "EmbeddedBroker":
+        self.state.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "common.broker", "--state", str(self.state), "serve", "--topics", str(self.topics)],
+            cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL, start_new_session=True)
+        waiting = retry(stop=stop_after_delay(wait_seconds), wait=wait_fixed(0.05), reraise=True)(self._read_state)
+        try:
+            self.document = waiting()
+        except (OSError, ValueError) as exc:
+            self.stop()
+            raise BackendUnavailable(f"the embedded broker did not start within {wait_seconds:.0f} s ({exc})") from exc
+        return self
+
+    def _read_state(self) -> dict:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"the embedded broker exited with code {self.process.returncode}")
+        return json.loads(self.state.read_text(encoding="utf-8"))
+
+    @property
+    def url(self) -> str:
+        return self.document["bootstrap"]
+
+    @property
+    def control(self) -> str:
+        return self.document["control"]
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def resolve(kinds: tuple[str, ...], *, var_dir: Path, stack: ExitStack, topics: Path | None = None,
             environ: dict[str, str] | None = None) -> dict[str, Backend]:
     """Choose each backend: its environment variable if set, else start the embedded default.
 
-    Embedded servers are stopped when `stack` closes.
+    `topics` is the stage's topics.toml, which the embedded broker pre-creates. Embedded servers are
+    stopped when `stack` closes.
     """
     environ = dict(os.environ if environ is None else environ)
     chosen: dict[str, Backend] = {}
@@ -143,11 +191,11 @@ def resolve(kinds: tuple[str, ...], *, var_dir: Path, stack: ExitStack,
         if url:
             chosen[kind] = Backend(kind, url, False, "real", {ENV_VARS[kind]: url})
             continue
-        chosen[kind] = _start_embedded(kind, var_dir, stack)
+        chosen[kind] = _start_embedded(kind, var_dir, stack, topics)
     return chosen
 
 
-def _start_embedded(kind: str, var_dir: Path, stack: ExitStack) -> Backend:
+def _start_embedded(kind: str, var_dir: Path, stack: ExitStack, topics: Path | None) -> Backend:
     if kind == "database":
         var_dir.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{(var_dir / 'producer.sqlite3').resolve()}"
@@ -158,9 +206,17 @@ def _start_embedded(kind: str, var_dir: Path, stack: ExitStack) -> Backend:
         stack.callback(cache.stop)
         return Backend(kind, cache.url, True, "embedded fakeredis TcpFakeServer with Lua (in memory)",
                        {"REDIS_URL": cache.url})
-    raise BackendUnavailable(
-        f"no embedded {kind} is available yet: set {ENV_VARS[kind]} (the embedded broker comes with stage 4)"
-    )
+    if kind == "broker":
+        if topics is None or not topics.is_file():
+            raise BackendUnavailable(f"the embedded broker needs the stage's topics.toml ({topics} is missing)")
+        var_dir.mkdir(parents=True, exist_ok=True)
+        broker = EmbeddedBroker(topics=topics, state=var_dir / "broker.json").start()
+        stack.callback(broker.stop)
+        return Backend(kind, broker.url, True,
+                       f"embedded librdkafka mock cluster at {broker.url} (in memory: not durable; "
+                       f"drills: python -m common.broker --state {relative_path(broker.state)} down|up|rtt MS)",
+                       {"KAFKA_BOOTSTRAP_SERVERS": broker.url})
+    raise BackendUnavailable(f"no embedded {kind}: set {ENV_VARS[kind]}")
 
 
 def relative_path(path: Path) -> Path:

@@ -13,7 +13,8 @@ from .stages import REPO_ROOT
 EMBEDDED = {
     "database": "embedded SQLite under var/ (set DATABASE_URL for MySQL/MariaDB)",
     "cache": "embedded fakeredis TcpFakeServer with Lua (set REDIS_URL for Redis)",
-    "broker": "embedded librdkafka mock cluster, from stage 4 (set KAFKA_BOOTSTRAP_SERVERS for Kafka)",
+    "broker": "embedded librdkafka mock cluster, stage 4 on: in memory, not durable (set KAFKA_BOOTSTRAP_SERVERS "
+              "for Kafka)",
 }
 TOOLS = {"wrk": "make bench", "docker": "make up (the compose stack, stage 7)"}
 
@@ -40,6 +41,21 @@ def check_dependencies() -> list[str]:
     return problems
 
 
+def embedded_broker_problem() -> str | None:
+    """Why librdkafka's mock cluster cannot run here, or None once one has answered a metadata request."""
+    try:
+        from confluent_kafka.admin import AdminClient
+
+        from .broker import MockCluster
+
+        cluster = MockCluster()
+        cluster.create_topic("doctor", 1)
+        AdminClient({"bootstrap.servers": cluster.bootstrap}).list_topics("doctor", timeout=5)
+    except Exception as exc:  # noqa: BLE001 - whatever stops it, stage 4 on cannot run embedded
+        return f"the embedded mock cluster does not start ({type(exc).__name__}: {exc})"
+    return None
+
+
 def main() -> int:
     failures = 0
 
@@ -58,7 +74,8 @@ def main() -> int:
     for kind, variable in ENV_VARS.items():
         url = os.environ.get(variable, "").strip()
         if not url:
-            report(True if kind != "broker" else None, kind, EMBEDDED[kind])
+            problem = embedded_broker_problem() if kind == "broker" else None
+            report(not problem, kind, problem or EMBEDDED[kind])
             continue
         backend = Backend(kind, url, False, "real")
         try:

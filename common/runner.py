@@ -16,17 +16,19 @@ from pathlib import Path
 from .backends import (Backend, BackendUnavailable, database_engine, relative_path, resolve,
                        wait_until_reachable)
 from .schema import apply_schema
-from .service import PortInUse, ServiceFailed, ServiceProcess, check_port_free
+from .service import ConsumerProcess, PortInUse, ServiceFailed, ServiceProcess, check_port_free
 from .stages import REPO_ROOT, NotAStagePackage, StagePackage, stage
 
 EXIT_USAGE, EXIT_BACKEND = 2, 3
 
 
-def banner(title: str, url: str, backends: dict[str, Backend], var_dir: Path) -> str:
+def banner(title: str, url: str, backends: dict[str, Backend], var_dir: Path, consumer: str | None = None) -> str:
     lines = [f"  {title}", f"  API      {url}   (docs: {url}/docs)"]
     for kind, backend in backends.items():
         where = backend.description if backend.embedded else f"real, {backend.safe_url}"
         lines.append(f"  {kind:<8} {where}")
+    if consumer:
+        lines.append(f"  consumer {consumer}")
     if any(b.embedded for b in backends.values()):
         lines.append(f"  Embedded servers live as long as this process; files stay in {relative_path(var_dir)}/.")
     lines.append("  Ctrl-C stops everything started here.")
@@ -34,10 +36,10 @@ def banner(title: str, url: str, backends: dict[str, Backend], var_dir: Path) ->
     return "\n".join([rule, *lines, rule])
 
 
-def prepare_backends(kinds: tuple[str, ...], *, var_dir: Path, stack: ExitStack,
-                     wait_seconds: float = 15.0) -> dict[str, Backend]:
+def prepare_backends(kinds: tuple[str, ...], *, var_dir: Path, stack: ExitStack, wait_seconds: float = 15.0,
+                     topics: Path | None = None) -> dict[str, Backend]:
     """Resolve the backends, wait for each to answer, and apply the schema to the database."""
-    backends = resolve(kinds, var_dir=var_dir, stack=stack)
+    backends = resolve(kinds, var_dir=var_dir, stack=stack, topics=topics)
     for backend in backends.values():
         wait_until_reachable(backend, seconds=wait_seconds if not backend.embedded else 5.0)
     if "database" in backends:
@@ -61,14 +63,18 @@ def run(number: int, *, impl: str | None, host: str, port: int, var_dir: Path, w
     # A shell that starts us in the background sets SIGINT to "ignore"; Ctrl-C must still stop us.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     with ExitStack() as stack:
-        backends = prepare_backends(target.backends, var_dir=var_dir, stack=stack, wait_seconds=wait_seconds)
+        backends = prepare_backends(target.backends, var_dir=var_dir, stack=stack, wait_seconds=wait_seconds,
+                                    topics=package.topics)
         env = {key: value for backend in backends.values() for key, value in backend.env.items()}
         service = ServiceProcess(package, env=env, host=host, port=port)
         stack.callback(service.stop)
         try:
             service.start(wait_seconds=30)
+            if package.consumer_module:  # stage 4 on: the consumer that lands accepted tasks runs beside gunicorn
+                stack.callback(ConsumerProcess(package, env=env).start().stop)
             title = f"Stage {target.number} - {target.title} [{target.title_zh}]  ({package.path.name})"
-            print(banner(title, service.url, backends, var_dir), flush=True)
+            consumer = f"python -m {package.consumer_module} (one process)" if package.consumer_module else None
+            print(banner(title, service.url, backends, var_dir, consumer), flush=True)
             return service.wait()
         except KeyboardInterrupt:
             print("\nstopping ...", flush=True)

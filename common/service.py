@@ -98,19 +98,50 @@ class ServiceProcess:
         return self.process.wait()
 
     def stop(self, *, grace: float = 10.0) -> int | None:
-        """SIGTERM the master (gunicorn stops its workers gracefully), then SIGKILL the group if needed."""
-        if not self.process:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        try:  # a worker orphaned by a crashed master still belongs to the group
+        return stop_process_group(self.process, grace=grace)
+
+
+class ConsumerProcess:
+    """`python -m <stage>.consumer`: the stage's consumer, beside gunicorn, in its own process group."""
+
+    def __init__(self, package: StagePackage, *, env: dict[str, str | None], output: IO[str] | None = None) -> None:
+        assert package.consumer_module, f"{package.name} has no consumer"
+        self.package, self.output = package, output
+        merged = {**os.environ, **env, "PYTHONPATH": package_pythonpath(package)}
+        self.env = {key: value for key, value in merged.items() if value is not None}
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> "ConsumerProcess":
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", str(self.package.consumer_module)], env=self.env, cwd=self.package.path.parent,
+            stdout=self.output, stderr=subprocess.STDOUT if self.output else None, text=True, start_new_session=True,
+        )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no batch finished, no offset committed on the way out."""
+        if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return self.process.returncode
+            self.process.wait()
+
+    def stop(self, *, grace: float = 10.0) -> int | None:
+        return stop_process_group(self.process, grace=grace)
+
+
+def stop_process_group(process: subprocess.Popen[str] | None, *, grace: float = 10.0) -> int | None:
+    """SIGTERM the leader (gunicorn stops its workers gracefully), then SIGKILL the group if needed."""
+    if not process:
+        return None
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    try:  # a worker orphaned by a crashed leader still belongs to the group
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return process.returncode
 

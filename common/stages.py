@@ -88,6 +88,16 @@ class StagePackage:
     def gunicorn_config(self) -> Path:
         return self.path / "gunicorn.conf.py"
 
+    @property
+    def topics(self) -> Path:
+        """The topics the stage serves (stage 4 on), which the embedded broker pre-creates."""
+        return self.path / "topics.toml"
+
+    @property
+    def consumer_module(self) -> str | None:
+        """`<name>.consumer` if the package has a consumer to run beside gunicorn (stage 4 on)."""
+        return f"{self.name}.consumer" if (self.path / "consumer" / "__main__.py").is_file() else None
+
     @classmethod
     def load(cls, path: str | Path) -> "StagePackage":
         """Check that `path` looks like a stage package; raise NotAStagePackage saying why not."""

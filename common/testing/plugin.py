@@ -12,7 +12,7 @@ import pytest
 
 from ..stages import NotAStagePackage, Stage, StagePackage, stage_of_path
 from .checklist import ChecklistError, check_ids, effective_checklist, readme_checklist
-from .harness import ApiClient, Cache, Database, Harness, RunningService
+from .harness import ApiClient, Broker, Cache, Database, Harness, RunningService
 from .scorecard import Scorecard
 
 _harness_key = pytest.StashKey[Harness]()
@@ -185,6 +185,14 @@ def cache(harness: Harness) -> Cache:
     """The services' Redis, seen directly (keys, TTLs), with outages and hangs staged through a proxy."""
     _needs_access(harness, "cache access")
     return harness.cache
+
+
+@pytest.fixture
+def broker(harness: Harness, service: RunningService) -> Broker:
+    """The shared service's broker, seen directly (topics, offsets), with outages staged through its holder."""
+    _needs_access(harness, "broker access")
+    assert service.broker is not None, f"stage {service.stage.number} has no broker"
+    return service.broker
 
 
 @pytest.fixture
