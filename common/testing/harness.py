@@ -366,7 +366,7 @@ class Harness:
             return RunningService(self.target, stage)
         package = self.impl or StagePackage.load(stage.path)
         port = free_port()
-        broker = self.service_broker(package, port) if "broker" in stage.backends else None
+        broker = self.service_broker(stage, package, port) if "broker" in stage.backends else None
         broker_env = {ENV_VARS["broker"]: broker.bootstrap} if broker else {}
         full_env = {**self.service_env(stage), **broker_env, **(env or {})}
         log_file = self.work_dir / "logs" / f"{name or package.name}-{port}.log"
@@ -386,12 +386,14 @@ class Harness:
             raise
         return service
 
-    def service_broker(self, package: StagePackage, port: int) -> Broker:
+    def service_broker(self, stage: Stage, package: StagePackage, port: int) -> Broker:
         """A broker of the service's own: a fresh embedded mock cluster, or the real Kafka that is configured."""
         if real := os.environ.get(ENV_VARS["broker"], "").strip():
             return Broker(real)
         state = self.work_dir / "brokers" / f"{port}.json"
-        holder = EmbeddedBroker(topics=package.topics, state=state).start()
+        # A package that declares no topics yet (an earlier stage, a learner's first draft) gets the stage's.
+        topics = package.topics if package.topics.is_file() else stage.path / "topics.toml"
+        holder = EmbeddedBroker(topics=topics, state=state).start()
         self._stack.callback(holder.stop)
         return Broker(holder.url, BrokerControl(holder.control))
 
