@@ -34,6 +34,7 @@ class Backend:
     embedded: bool
     description: str
     env: dict[str, str] = field(default_factory=dict)
+    hint: str = ""  # a second banner line: how to drive an embedded server
 
     @property
     def safe_url(self) -> str:
@@ -213,9 +214,10 @@ def _start_embedded(kind: str, var_dir: Path, stack: ExitStack, topics: Path | N
         broker = EmbeddedBroker(topics=topics, state=var_dir / "broker.json").start()
         stack.callback(broker.stop)
         return Backend(kind, broker.url, True,
-                       f"embedded librdkafka mock cluster at {broker.url} (in memory: not durable; "
-                       f"drills: python -m common.broker --state {relative_path(broker.state)} down|up|rtt MS)",
-                       {"KAFKA_BOOTSTRAP_SERVERS": broker.url})
+                       f"embedded librdkafka mock cluster at {broker.url} (in memory: NOT durable)",
+                       {"KAFKA_BOOTSTRAP_SERVERS": broker.url},
+                       f"drills: python -m common.broker --state {relative_path(broker.state)} "
+                       "status | down | up | rtt MS | offsets --group G")
     raise BackendUnavailable(f"no embedded {kind}: set {ENV_VARS[kind]}")
 
 

@@ -27,6 +27,8 @@ def banner(title: str, url: str, backends: dict[str, Backend], var_dir: Path, co
     for kind, backend in backends.items():
         where = backend.description if backend.embedded else f"real, {backend.safe_url}"
         lines.append(f"  {kind:<8} {where}")
+        if backend.embedded and backend.hint:
+            lines.append(f"  {'':<8} {backend.hint}")
     if consumer:
         lines.append(f"  consumer {consumer}")
     if any(b.embedded for b in backends.values()):
