@@ -69,6 +69,15 @@ class TaskNotCancelable(Conflict):
     code, detail = "TASK_NOT_CANCELABLE", "Only a PENDING task can be canceled."
 
 
+class IdempotencyKeyInUse(Conflict):
+    code, detail = "IDEMPOTENCY_KEY_IN_USE", "A request with this Idempotency-Key is still in flight; retry later."
+
+
+class IdempotencyKeyMismatch(ApiError):
+    status, code = 422, "IDEMPOTENCY_KEY_MISMATCH"
+    detail = "This Idempotency-Key was used with a different request body."
+
+
 class PayloadTooLarge(ApiError):
     status, code, detail = 413, "PAYLOAD_TOO_LARGE", "The request body is larger than 64 KiB."
 
