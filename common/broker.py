@@ -48,6 +48,9 @@ class MockCluster:
         self._cluster = self.lib.rd_kafka_mock_cluster_new(self._handle, brokers)
         if not self._cluster:
             raise RuntimeError("librdkafka could not create a mock cluster")
+        # Real Kafka holds a new group's first rebalance 3 s for more members (group.initial.rebalance.delay.ms);
+        # a drill or a test that restarts its consumer should not wait for members that are not coming.
+        self.lib.rd_kafka_mock_group_initial_rebalance_delay_ms(self._cluster, 0)
         self.broker_ids = list(range(1, brokers + 1))
         self.down, self.rtt_ms = False, 0
 
@@ -95,6 +98,7 @@ def _librdkafka() -> ctypes.CDLL:
         ("rd_kafka_mock_broker_set_down", c_int, [c_void, ctypes.c_int32]),
         ("rd_kafka_mock_broker_set_up", c_int, [c_void, ctypes.c_int32]),
         ("rd_kafka_mock_broker_set_rtt", c_int, [c_void, ctypes.c_int32, c_int]),
+        ("rd_kafka_mock_group_initial_rebalance_delay_ms", None, [c_void, ctypes.c_int32]),
     ]:
         function = getattr(lib, name)
         function.restype, function.argtypes = restype, argtypes
