@@ -5,6 +5,7 @@ import argparse
 import difflib
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 from ..stages import STAGES, Stage, stage
@@ -54,6 +55,8 @@ def stage_diff(old: Stage, new: Stage) -> str:
     a diffstat first, then code, then tests, then docs; new or rewritten documents are only named."""
     before, after = stage_files(old.path), stage_files(new.path)
     stat: dict[str, list[str]] = {kind: [] for kind in _KINDS}
+    names: dict[str, list[str]] = {kind: [] for kind in _KINDS}
+    counts: dict[str, list[int]] = {kind: [0, 0] for kind in _KINDS}
     bodies: dict[str, list[str]] = {kind: [] for kind in _KINDS}
     totals = [0, 0, 0]  # files, insertions, deletions
     for name in sorted(before.keys() | after.keys()):
@@ -68,6 +71,8 @@ def stage_diff(old: Stage, new: Stage) -> str:
         kind, note = kind_of(name), _summarised(name, old_lines, new_lines, added, removed)
         bar = "+" * min(added, 40) + "-" * min(removed, 40 - min(added, 40))
         stat[kind].append(f"#   {name:<40} | {added + removed:5} {bar}" + (f"  ({note.split(',')[0]})" if note else ""))
+        names[kind].append(name)
+        counts[kind] = [counts[kind][0] + added, counts[kind][1] + removed]
         if note:
             bodies[kind].append(f"# {name}: {note}; read it in the stage folder.\n")
             continue
@@ -77,8 +82,13 @@ def stage_diff(old: Stage, new: Stage) -> str:
               f"# {totals[0]} files changed, {totals[1]} insertions(+), {totals[2]} deletions(-);"
               " below: code, then tests, then docs."]
     for kind in _KINDS:
-        if stat[kind]:
+        if kind == "code" and stat[kind]:
             header += [f"# {kind}:", *stat[kind]]
+        elif stat[kind]:  # the lesson is the code: tests and docs get one summary, then their file names
+            header.append(f"# {kind}: {len(names[kind])} files, {counts[kind][0]} insertions(+), "
+                          f"{counts[kind][1]} deletions(-):")
+            header += textwrap.wrap(", ".join(names[kind]), 110, initial_indent="#   ", subsequent_indent="#   ",
+                                    break_on_hyphens=False)
     return "\n".join(header) + "\n" + "".join(line for kind in _KINDS for line in bodies[kind])
 
 
