@@ -52,6 +52,10 @@ doctor: $(READY) ## check Python, the dependencies and each backend (reachable, 
 bench: $(READY) ## STAGE=<n>: run the stage's benchmark script (needs wrk)
 	@$(PY) -m common.bench $(STAGE)
 
+.PHONY: dlq
+dlq: $(READY) ## STAGE=<n> ARGS="list|show N|replay N|discard N": inspect, replay or discard the stage's dead letters
+	@$(PY) -m $(or $(filter stage$(STAGE)_%,$(STAGES)),$(error STAGE=<n> names no stage here: $(STAGE_NUMBERS))).consumer.dlq $(ARGS)
+
 lock: ## re-resolve the pinned dependency set into requirements.lock
 	@rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	@$(PYTHON) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import requests
 
+from .bench_consumer import consumer_rates
 from .runner import prepare_backends
-from .service import ServiceProcess, free_port
+from .service import ConsumerProcess, ServiceProcess, free_port
 from .stages import REPO_ROOT, StagePackage, stage
 
 POST_SCRIPT = """wrk.method = "POST"
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--messages", type=int, default=20_000, help="stage 4 on: messages for the consumer bench")
+    parser.add_argument("--skip-consumer", action="store_true", help="stage 4 on: only the HTTP scenarios")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("error: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
@@ -73,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     target = stage(args.stage)
     package = StagePackage.load(target.path)
     with ExitStack() as stack, tempfile.TemporaryDirectory() as scratch:
-        backends = prepare_backends(target.backends, var_dir=Path(scratch) / "var", stack=stack)
+        backends = prepare_backends(target.backends, var_dir=Path(scratch) / "var", stack=stack,
+                                    topics=package.topics)
         env = {k: v for b in backends.values() for k, v in b.env.items()}
         hello = ServiceProcess(package, env=env, port=free_port(), app_spec="common.bench_hello:app")
         api = ServiceProcess(package, env=env, port=free_port())
@@ -84,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             if process:
                 stack.callback(process.stop)
                 process.start()
+        if package.consumer_module:  # the system as `make stageN` runs it: the consumer drains beside the API
+            stack.callback(ConsumerProcess(package, env=env).start().stop)
         token, task_id = _seed(api.url)
         script = Path(scratch) / "post.lua"
         script.write_text(POST_SCRIPT % token)
@@ -97,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             stage1_token, stage1_task = _seed(uncached.url)
             runs["stage 1 GET (no cache)"] = dict(url=f"{uncached.url}/api/v1/tasks/{stage1_task}",
                                                   headers={"Authorization": f"Bearer {stage1_token}"})
+            if target.number >= 4:  # the asynchronous create against stage 1's synchronous insert
+                stage1_script = Path(scratch) / "post-stage1.lua"
+                stage1_script.write_text(POST_SCRIPT % stage1_token)
+                runs["stage 1 POST (sync insert)"] = dict(url=f"{uncached.url}/api/v1/tasks", script=stage1_script)
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
         for options in runs.values():
             wrk(seconds=2, connections=args.connections, threads=args.threads, **options)  # warm-up
@@ -132,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         hot, cold = results["GET /api/v1/tasks/{id}"]["rps"], results["stage 1 GET (no cache)"]["rps"]
         print(f"hot-key GET: {hot / base:.2f}x hello-world (target 0.6x), {hot / cold:.2f}x stage 1's uncached GET "
               "(target 3x)")
+    if "stage 1 POST (sync insert)" in results:
+        post, sync = results["POST /api/v1/tasks"]["rps"], results["stage 1 POST (sync insert)"]["rps"]
+        print(f"POST (202 after the broker's ack): {post / base:.2f}x hello-world (target 0.5x), "
+              f"{post / sync:.2f}x stage 1's synchronous POST (target 2x)")
+    if package.consumer_module and not args.skip_consumer:
+        report["consumer"] = consumer_rates(package, target, messages=args.messages)
     out = REPO_ROOT / "reports" / f"bench-stage{target.number}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
