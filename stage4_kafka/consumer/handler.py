@@ -1,0 +1,134 @@
+"""One batch of messages: decode, land in one transaction, dead-letter what cannot land, and say what happened.
+
+Retry policy (numbers in the module constants): a transient database error (unreachable, locked,
+pool exhausted) is retried with exponential backoff, CONSUMER_MAX_ATTEMPTS times per landing. If it
+still fails while the database answers a ping, the failure belongs to the messages: the batch is landed
+one message at a time and only the one that fails is dead-lettered. If the database does not answer,
+nothing is dead-lettered: the handler waits for it (an outage must not empty the stream into the DLQ).
+Any other database error (a constraint, bad data) is not retried: the batch goes straight to one at a time.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from confluent_kafka import Message, Producer
+from loguru import logger
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_never, wait_exponential
+
+from common.backends import first_line
+
+from . import dead_letters, persist
+from .dead_letters import Letter
+from .events import Event, Poison, decode
+
+# What an unreachable, locked or overloaded database raises; integrity and data errors are not in this list.
+TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+BACKOFF = wait_exponential(multiplier=0.1, max=5)  # 0.1, 0.2, 0.4, 0.8, ... s, at most 5 s between attempts
+DLQ_ACK_SECONDS = 10
+
+T = TypeVar("T")
+
+
+class Stopping(Exception):
+    """SIGTERM arrived while the handler was waiting out an outage: leave the batch uncommitted, to be replayed."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    landed: int
+    dead_lettered: int
+
+
+class BatchHandler:
+    """Lands batches in `engine`, dead-letters to `dlq_topic` through `out`; `stopping` cuts its waits short."""
+
+    def __init__(self, *, engine: Engine, out: Producer, dlq_topic: str, max_attempts: int,
+                 stopping: threading.Event) -> None:
+        self.engine, self.out, self.dlq_topic = engine, out, dlq_topic
+        self.max_attempts, self.stopping = max_attempts, stopping
+
+    def handle(self, messages: list[Message]) -> Outcome:
+        """Land or dead-letter every message; return only once each is in the database or in the DLQ."""
+        decoded: list[tuple[Message, Event]] = []
+        letters: list[Letter] = []
+        for message in messages:
+            try:
+                decoded.append((message, decode(message.key(), message.value())))
+            except Poison as exc:
+                letters.append(Letter(message, str(exc), 1))
+        letters += self._land(decoded)
+        letters.sort(key=lambda letter: (letter.message.partition(), letter.message.offset()))
+        if letters:
+            self._retry_forever(lambda: dead_letters.send(self.out, self.dlq_topic, letters, timeout=DLQ_ACK_SECONDS),
+                                (dead_letters.DeliveryFailed,), "dead letters not acknowledged")
+            for letter in letters:
+                logger.warning("dead-lettered", partition=letter.message.partition(), offset=letter.message.offset(),
+                               error=letter.error)
+        return Outcome(landed=len(messages) - len(letters), dead_lettered=len(letters))
+
+    def _land(self, decoded: list[tuple[Message, Event]]) -> list[Letter]:
+        """Land the batch in one transaction; if it cannot, one message at a time. Return the letters."""
+        if not decoded:
+            return []
+        try:
+            refused, attempts = self._attempt([event for _, event in decoded])
+        except Stopping:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it is isolated below, not lost
+            if len(decoded) == 1:
+                return [Letter(decoded[0][0], first_line(exc), getattr(exc, "attempts", 1))]
+            logger.warning("batch failed, landing it one message at a time", size=len(decoded), error=first_line(exc))
+            return [letter for one in decoded for letter in self._land([one])]
+        return [Letter(decoded[i][0], reason, attempts) for i, reason in refused.items()]
+
+    def _attempt(self, events: list[Event]) -> tuple[dict[int, str], int]:
+        """persist.land() in one transaction, with the retry policy above; return its refusals and the attempts."""
+        while True:
+            retrying = Retrying(retry=retry_if_exception_type(TRANSIENT), stop=stop_after_attempt(self.max_attempts),
+                                wait=BACKOFF, sleep=self._sleep, before_sleep=_warn("transient database error"),
+                                reraise=True)
+            try:
+                return retrying(self._transaction, events), retrying.statistics.get("attempt_number", 1)
+            except TRANSIENT as exc:
+                if self._database_answers():
+                    exc.attempts = retrying.statistics.get("attempt_number", 1)  # type: ignore[attr-defined]
+                    raise
+                logger.warning("database unavailable; waiting for it", error=first_line(exc))
+                self._retry_forever(self._ping, TRANSIENT, "database still unavailable")
+
+    def _transaction(self, events: list[Event]) -> dict[int, str]:
+        with self.engine.begin() as conn:
+            return persist.land(conn, events)
+
+    def _ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def _database_answers(self) -> bool:
+        try:
+            self._ping()
+        except TRANSIENT:
+            return False
+        return True
+
+    def _retry_forever(self, call: Callable[[], T], errors: tuple[type[BaseException], ...], what: str) -> T:
+        """Call until it succeeds, backing off; only a stop request ends the wait (Stopping)."""
+        return Retrying(retry=retry_if_exception_type(errors), stop=stop_never, wait=BACKOFF, sleep=self._sleep,
+                        before_sleep=_warn(what), reraise=True)(call)
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stopping.wait(seconds):
+            raise Stopping()
+
+
+def _warn(what: str) -> Callable[[RetryCallState], None]:
+    """A tenacity hook: one warning per failed attempt, before its backoff."""
+    def warn(state: RetryCallState) -> None:
+        logger.warning(what, attempt=state.attempt_number, error=first_line(state.outcome.exception()))
+    return warn

@@ -1,0 +1,22 @@
+"""Liveness and readiness probes."""
+from __future__ import annotations
+
+from flask import Blueprint
+
+from ..services import health
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """Liveness: the process serves requests. Checks nothing external on purpose."""
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def readyz():
+    """Readiness: every dependency answers; 503 names the ones that do not."""
+    report = health.readiness()
+    return {"status": "ready" if report.ready else "unavailable", "checks": report.checks}, (
+        200 if report.ready else 503)

@@ -1,0 +1,49 @@
+"""Task routes: parse, call the service, render."""
+from __future__ import annotations
+
+from flask import Blueprint, g, request, url_for
+
+from ..services import idempotency, tasks
+from ..services.tasks import public_json as task_json  # one renderer: the cache stores what the API returns
+from .auth import login_required
+from .schemas import TaskCreate, TaskListQuery
+from .validation import parse_body, parse_query, path_uuid
+
+bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
+
+
+@bp.post("")
+@login_required
+def create():
+    body = parse_body(TaskCreate)  # 400/413/415 before any key is looked at: a refused body stores nothing
+    key = idempotency.check_key(request.headers.get(idempotency.HEADER))
+    accepted = tasks.create_task(user_id=g.user_id, type_=body.type, payload=body.payload, priority=body.priority,
+                                 idempotency_key=key, request_id=g.get("request_id"))
+    headers = {"Location": url_for(".get", task_id=accepted.task["id"])}
+    if accepted.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    # 202, not 201: the broker has the task; the consumer stores it (GET answers it meanwhile).
+    return accepted.task, accepted.status_code, headers
+
+
+@bp.get("/<task_id>")
+@login_required
+def get(task_id: str):
+    read = tasks.get_task(user_id=g.user_id, task_id=path_uuid(task_id))  # a malformed id stops here: 400
+    return read.task, 200, {"X-Cache": read.source}
+
+
+@bp.get("")
+@login_required
+def list_():
+    query = parse_query(TaskListQuery)
+    page = tasks.list_tasks(user_id=g.user_id, limit=query.limit, cursor=query.cursor,
+                            status=query.status.value if query.status else None)
+    return {"items": [task_json(task) for task in page.items], "next_cursor": page.next_cursor}
+
+
+@bp.post("/<task_id>/cancel")
+@login_required
+def cancel(task_id: str):
+    # 202: the broker has the cancel; the consumer applies it (GET answers CANCELED meanwhile).
+    return tasks.cancel_task(user_id=g.user_id, task_id=path_uuid(task_id), request_id=g.get("request_id")), 202

@@ -1,0 +1,136 @@
+"""Kafka, the task log: one idempotent producer per process, and a publish that waits for the broker's acknowledgement.
+
+Request threads call `publish()` and block on an Event of their own; one daemon thread per process
+calls `poll()`, which runs the delivery callbacks that set those Events. Messages of concurrent
+requests therefore share batches (linger.ms): nobody flushes for one message.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from loguru import logger
+
+from common.errors import ServiceUnavailable
+
+Headers = list[tuple[str, bytes]]
+# Kept short: readiness asks often, and a broker that takes longer than this is as good as down.
+PING_TIMEOUT_SECONDS = 1.0
+# Extra wait past message.timeout.ms: librdkafka scans its queues for expired messages about once a second.
+REPORT_GRACE_SECONDS = 1.5
+
+
+class BrokerUnavailable(ServiceUnavailable):
+    detail = "The task broker did not acknowledge in time; nothing was stored; retry later."
+
+
+class _Delivery:
+    """One message's delivery report, handed from the poll thread to the waiting request thread."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: KafkaError | None = None
+        self.placed: tuple[int, int] | None = None
+
+    def report(self, error: KafkaError | None, message) -> None:
+        if error is None:
+            self.placed = (message.partition(), message.offset())
+        self.error = error
+        self.done.set()
+
+
+class Broker:
+    """Holds this process's producer; gunicorn workers each configure their own after forking.
+
+    librdkafka runs threads of its own, which do not survive fork(): a producer made in the master
+    would be dead in every worker. create_app() runs in the worker, so the producer is made there.
+    """
+
+    def __init__(self) -> None:
+        self._producer: Producer | None = None
+        self.timeout_ms, self.attempts, self.ping_topic = 5_000, 2, ""
+
+    def configure(self, *, bootstrap: str, linger_ms: int, timeout_ms: int, attempts: int, ping_topic: str) -> None:
+        self.timeout_ms, self.attempts, self.ping_topic = timeout_ms, attempts, ping_topic
+        self._producer = Producer({
+            "bootstrap.servers": bootstrap,
+            "acks": "all",  # acknowledged = written to every in-sync replica, not just the leader's memory
+            "enable.idempotence": True,  # librdkafka's own retries can neither duplicate nor reorder a message
+            "linger.ms": linger_ms,
+            "message.timeout.ms": timeout_ms,  # one attempt's deadline: the delivery report comes by then
+            # A broker that is away is retried every 0.5-2 s, not every 0.1 s: recovery within 2 s of
+            # its return, without librdkafka writing a "Connection refused" line ten times a second.
+            "reconnect.backoff.ms": 500, "reconnect.backoff.max.ms": 2_000,
+            "log_level": 3,
+        })
+        threading.Thread(target=self._poll, args=(self._producer,), name="broker-delivery-reports",
+                         daemon=True).start()
+        logger.info("broker configured", bootstrap=bootstrap, timeout_ms=timeout_ms, attempts=attempts)
+
+    @property
+    def producer(self) -> Producer:
+        if self._producer is None:
+            raise RuntimeError("the broker is not configured: create_app() configures it")
+        return self._producer
+
+    @staticmethod
+    def _poll(producer: Producer) -> None:
+        while True:
+            try:
+                producer.poll(0.1)
+            except Exception:  # noqa: BLE001 - a callback's failure must not end delivery reporting
+                logger.exception("broker poll failed")
+
+    def publish(self, *, topic: str, key: str, value: bytes, headers: Headers) -> tuple[int, int]:
+        """Write one message and wait for its acknowledgement; return (partition, offset).
+
+        Raises BrokerUnavailable (503 with Retry-After) after PUBLISH_ATTEMPTS attempts without one.
+        """
+        last = "no attempt"
+        for attempt in range(1, self.attempts + 1):
+            delivery = _Delivery()
+            try:
+                self.producer.produce(topic, key=key.encode(), value=value, headers=headers,
+                                      on_delivery=delivery.report)
+            except BufferError:  # the local queue is full: the broker has been away for a while
+                last = "local queue full"
+                break
+            except KafkaException as exc:
+                last = str(exc.args[0]) if exc.args else "produce refused"
+                break
+            if not delivery.done.wait(self.timeout_ms / 1000 + REPORT_GRACE_SECONDS):
+                # No report at all: the message may still be queued, so another attempt could
+                # duplicate it; stop here (the consumer's idempotent landing would absorb it anyway).
+                last = "no delivery report"
+                break
+            if delivery.error is None:
+                return delivery.placed  # type: ignore[return-value]
+            # A message reported as timed out (_MSG_TIMED_OUT) was not delivered: the idempotent
+            # producer times out a message only while it still sits in librdkafka's local queue (no
+            # broker took it: down, unreachable, no leader). A request already sent is waited for;
+            # should it expire in flight, librdkafka first fences it by bumping the producer epoch
+            # (KIP-360), so no late copy can be written behind our 503. Another attempt is a new
+            # message, not a duplicate; and were one ever to land twice, it is the same event with
+            # the same task id, which the consumer lands once.
+            last = delivery.error.str()
+            logger.warning("publish attempt failed", topic=topic, key=key, attempt=attempt, error=last)
+            if delivery.error.fatal():
+                break
+        logger.warning("publish failed", topic=topic, key=key, error=last)
+        raise BrokerUnavailable(retry_after=max(1, math.ceil(self.timeout_ms / 1000)))
+
+    def ping(self) -> None:
+        """Raise unless a broker answers a metadata request for the task topic in time."""
+        topic = self.ping_topic
+        started = time.monotonic()
+        metadata = self.producer.list_topics(topic, timeout=PING_TIMEOUT_SECONDS)
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None or not metadata.brokers:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, f"topic {topic} not served"))
+        if time.monotonic() - started > PING_TIMEOUT_SECONDS:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "metadata too slow"))
+
+
+broker = Broker()

@@ -1,0 +1,145 @@
+"""Redis, the shared cache level: the key space, the stored values, and every Redis call, each with a timeout.
+
+Key space (version `v1`, so a change of value format can never read old entries):
+  task:v1:{user_id}:{task_id}        the task's public JSON, or NEGATIVE for "no such task for this user"
+  lock:task:v1:{user_id}:{task_id}   the single-flight lock of that entry: a random token, SET NX PX
+  channel task:v1:invalidate         pub/sub: each message is a task key every process evicts locally
+  cancel:v1:{user_id}:{task_id}      stage 4: the claim of the one cancel that publishes (SET NX EX)
+  idem:v1:{user_id}:{sha256(key)}    stage 4: an Idempotency-Key's claim or answer (repositories/idempotency.py)
+The owner is part of every key, so one user's entries (found or not) can never answer another user.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from typing import Any
+
+import redis
+from loguru import logger
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from common.backends import first_line, mask_url
+
+NEGATIVE = "!not-found"  # never valid JSON of a task, so it cannot be mistaken for one
+INVALIDATION_CHANNEL = "task:v1:invalidate"
+# Deletes the lock only if it still holds our token: a holder whose lock expired must not free another's.
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+# Writes a task's JSON unless the stored one is newer: a read that loaded the database before a cancel, or a
+# retried write, must never put an older state back. The version is the JSON's `updated_at`, which
+# public_json writes last (a payload's own "updated_at" can never end the document); RFC 3339 UTC
+# strings of one format sort as their times do, and a negative entry ("") is older than any task.
+_SET_IF_NEWER = """
+local stored = redis.call('get', KEYS[1])
+if stored and (string.match(stored, '"updated_at":"([^"]*)"}$') or '') > ARGV[2] then return 0 end
+redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[3])
+return 1
+"""
+
+
+def task_key(user_id: uuid.UUID, task_id: uuid.UUID) -> str:
+    return f"task:v1:{user_id}:{task_id}"
+
+
+def cancel_key(user_id: uuid.UUID, task_id: uuid.UUID) -> str:
+    return f"cancel:v1:{user_id}:{task_id}"
+
+
+def lock_key(key: str) -> str:
+    return f"lock:{key}"
+
+
+def encode(document: dict[str, Any] | None) -> str:
+    return NEGATIVE if document is None else json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode(value: str) -> dict[str, Any] | None:
+    return None if value == NEGATIVE else json.loads(value)
+
+
+def version(document: dict[str, Any] | None) -> str:
+    """What orders two states of one task's entry: its `updated_at` ("" for "not found")."""
+    return "" if document is None else document["updated_at"]
+
+
+class RedisCache:
+    """This process's Redis client; gunicorn workers each configure their own after forking."""
+
+    def __init__(self) -> None:
+        self.client: redis.Redis | None = None
+
+    def configure(self, *, url: str, timeout_ms: int) -> None:
+        seconds = timeout_ms / 1000
+        # One attempt, short timeouts: a dead or hung Redis costs a request at most one timeout, never a retry loop.
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=seconds, socket_timeout=seconds,
+                                           retry=Retry(NoBackoff(), 0), decode_responses=True)
+        logger.info("cache configured", url=mask_url(url), timeout_ms=timeout_ms)
+
+    def session(self) -> "CacheSession":
+        """A guard for one request: after the first Redis failure, every later call is skipped."""
+        if self.client is None:
+            raise RuntimeError("the cache is not configured: create_app() configures it")
+        return CacheSession(self.client)
+
+    def ping(self) -> None:
+        """Raise unless Redis answers."""
+        self.session().call("ping", lambda c: c.ping(), strict=True)
+
+
+class CacheSession:
+    """Redis calls for one request. A failed call answers None (a miss) instead of raising."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.up = True
+
+    def call(self, what: str, operation, *, strict: bool = False):
+        if not self.up:
+            return None
+        try:
+            return operation(self.client)
+        except redis.RedisError as exc:  # refused (down) and TimeoutError (hung) alike: skip Redis from now on
+            self.up = False
+            logger.warning("cache unavailable", operation=what, error=first_line(exc))
+            if strict:
+                raise
+            return None
+
+    def get(self, key: str) -> str | None:
+        return self.call("get", lambda c: c.get(key))
+
+    def set(self, key: str, value: str, *, ttl_ms: int) -> None:
+        self.call("set", lambda c: c.set(key, value, px=ttl_ms))
+
+    def set_if_newer(self, key: str, document: dict[str, Any] | None, *, ttl_ms: int) -> bool | None:
+        """Store the document unless Redis holds a newer one: True if stored, False if not, None if Redis failed."""
+        stored = self.call("set", lambda c: c.eval(_SET_IF_NEWER, 1, key, encode(document), version(document), ttl_ms))
+        return None if not self.up else bool(stored)
+
+    def delete(self, key: str) -> bool:
+        """Delete the key; False if Redis could not be asked (the caller may retry later)."""
+        return self.call("delete", lambda c: c.delete(key)) is not None
+
+    def publish(self, channel: str, message: str) -> None:
+        self.call("publish", lambda c: c.publish(channel, message))
+
+    def try_lock(self, key: str, *, ttl_ms: int) -> str | None:
+        """Take the key's lock; return its token, or None if another holds it or Redis failed."""
+        token = secrets.token_hex(16)
+        return token if self.call("lock", lambda c: c.set(lock_key(key), token, nx=True, px=ttl_ms)) else None
+
+    def unlock(self, key: str, token: str) -> None:
+        self.call("unlock", lambda c: c.eval(_RELEASE, 1, lock_key(key), token))
+
+    def claim(self, key: str, value: str, *, ttl_seconds: int) -> bool | None:
+        """SET NX EX: True if this call took the key, False if it was taken, None if Redis failed."""
+        taken = self.call("claim", lambda c: c.set(key, value, nx=True, ex=ttl_seconds))
+        return None if not self.up else bool(taken)
+
+    def release(self, key: str, value: str) -> None:
+        """Delete the key only if it still holds `value`: a claim that expired and was re-taken stays."""
+        self.call("release", lambda c: c.eval(_RELEASE, 1, key, value))
+
+
+cache = RedisCache()

@@ -1,0 +1,119 @@
+"""Idempotency-Key rules: check the key, claim it for one request, replay its answer, or refuse with 409/422.
+
+Order of lookup: the Redis record, then the idempotency_keys row (Redis may have lost its data),
+then a claim. A request that fails after claiming gives the key back, so a 503 stores nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from common.errors import IdempotencyKeyInUse, IdempotencyKeyMismatch, ServiceUnavailable, ValidationFailed
+from common.timeutil import rfc3339, utcnow
+
+from ..config import Settings
+from ..repositories import idempotency as records
+from ..repositories.cache import cache
+from ..repositories.db import database
+
+HEADER = "Idempotency-Key"
+_KEY = re.compile(r"[\x20-\x7e]{1,255}")  # 1-255 printable ASCII
+
+
+@dataclass(frozen=True)
+class Replay:
+    status_code: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Claim:
+    user_id: uuid.UUID
+    key: str
+    request_hash: str
+    token: str
+
+
+_settings: Settings | None = None
+
+
+def configure(*, settings: Settings) -> None:
+    global _settings
+    _settings = settings
+
+
+def settings() -> Settings:
+    if _settings is None:
+        raise RuntimeError("idempotency is not configured: create_app() configures it")
+    return _settings
+
+
+def check_key(raw: str | None) -> str | None:
+    """The header's key, None when absent; 400 VALIDATION_FAILED unless it is 1-255 printable ASCII."""
+    if raw is None:
+        return None
+    if not _KEY.fullmatch(raw):
+        raise ValidationFailed(errors=[{"field": HEADER, "message": "must be 1-255 printable ASCII characters"}])
+    return raw
+
+
+def request_hash(body: dict[str, Any]) -> str:
+    """sha256 of the validated body's canonical JSON: key order and spacing do not make another request."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def begin(*, user_id: uuid.UUID, key: str, request_hash: str) -> Replay | Claim:
+    """Replay the key's answer, claim the key for this request, or raise 409/422 (503 without Redis)."""
+    session = cache.session()
+    found = records.cached(session, user_id=user_id, key=key)
+    if found is None and session.up:
+        with database.unit_of_work() as db:
+            found = records.landed(db, user_id=user_id, key=key, now=utcnow())
+        if found is None:
+            token = secrets.token_hex(8)
+            taken = records.claim(session, user_id=user_id, key=key, request_hash=request_hash, token=token,
+                                  ttl_seconds=settings().idempotency_in_flight_seconds)
+            if taken:
+                return Claim(user_id, key, request_hash, token)
+            # Another request claimed it between our read and our claim: answer as for its record.
+            found = records.cached(session, user_id=user_id, key=key) or {"state": records.IN_FLIGHT,
+                                                                         "request_hash": request_hash}
+    if not session.up:
+        # Without Redis no claim can be taken, so two retries could both publish: refuse instead.
+        raise ServiceUnavailable("The idempotency store is unavailable; retry later.", retry_after=1)
+    return _answer(found, request_hash)
+
+
+def _answer(found: records.Record, request_hash: str) -> Replay:
+    if found["request_hash"] != request_hash:
+        raise IdempotencyKeyMismatch()
+    if found["state"] != records.DONE:
+        # The first request answers within PUBLISH_ATTEMPTS x PUBLISH_TIMEOUT_MS; a second is a fair wait.
+        raise IdempotencyKeyInUse(headers={"Retry-After": "1"})
+    return Replay(found["status_code"], found["body"])
+
+
+def event_record(claim: Claim, *, status_code: int, body: dict[str, Any]) -> dict[str, Any]:
+    """The `idempotency` member of the task.created event: what the consumer lands in idempotency_keys."""
+    expires_at = utcnow() + timedelta(seconds=settings().idempotency_ttl_seconds)
+    return {"key": claim.key, "request_hash": claim.request_hash, "status_code": status_code,
+            "response_body": body, "expires_at": rfc3339(expires_at)}
+
+
+def finish(claim: Claim, *, status_code: int, body: dict[str, Any]) -> None:
+    """After the ack: the answer replaces the claim (best effort: the consumer lands it in the table too)."""
+    records.store_answer(cache.session(), user_id=claim.user_id, key=claim.key, request_hash=claim.request_hash,
+                         status_code=status_code, body=body, ttl_seconds=settings().idempotency_ttl_seconds)
+
+
+def abandon(claim: Claim) -> None:
+    """The request failed after claiming: give the key back so that a retry is a first request again."""
+    records.release(cache.session(), user_id=claim.user_id, key=claim.key, request_hash=claim.request_hash,
+                    token=claim.token)

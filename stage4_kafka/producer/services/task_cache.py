@@ -1,0 +1,151 @@
+"""Cache-aside for task reads: the local LRU, then Redis, then the database; and the cache write after an event.
+
+Read: local hit -> done. Else one thread per key in this process (single flight) asks Redis; on a
+miss it takes the key's Redis lock (one loader across processes and instances), loads from the
+database, and fills Redis and the local level; a process that finds the lock taken polls Redis for
+the value until the lock's expiry, then takes over. A miss is cached too, as a short negative entry.
+Write (stage 4): the broker acknowledged an event the database has not landed yet, so the entry is
+*written*, not deleted (read-your-writes): Redis for READ_YOUR_WRITES_TTL_SECONDS, this process's
+level, and an invalidation so other processes drop an older local copy. Nobody deletes it early: a
+delete would expose the database row while a later event is still on its way to it.
+"""
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Settings
+from ..repositories.cache import INVALIDATION_CHANNEL, cache, cancel_key, decode, task_key
+from ..repositories.invalidation import RetriedWrites, Subscriber
+from ..repositories.local_cache import ABSENT, LocalCache, SingleFlight
+
+# What answered a read (the X-Cache header): this process's memory, Redis, or the database.
+LOCAL, REDIS, MISS = "local", "redis", "miss"
+LOCK_POLL_SECONDS = 0.02
+Document = dict[str, Any] | None  # a task's public JSON; None is "no such task for this user"
+
+
+@dataclass
+class _Levels:
+    settings: Settings
+    local: LocalCache
+    flights: SingleFlight
+    retries: RetriedWrites
+
+
+_levels: _Levels | None = None
+
+
+def configure(*, settings: Settings) -> None:
+    """Build this process's local level and start its subscriber and retried-write threads (once per worker)."""
+    global _levels
+    local = LocalCache(max_entries=settings.cache_local_max_entries)
+    lock_seconds = settings.cache_lock_ttl_ms / 1000
+    _levels = _Levels(settings, local, SingleFlight(wait_seconds=lock_seconds + 15), RetriedWrites(retry_seconds=0.5))
+    assert cache.client is not None, "configure the Redis client first"
+    Subscriber(cache.client, channel=INVALIDATION_CHANNEL, evict=local.evict, clear=local.clear)
+
+
+def levels() -> _Levels:
+    if _levels is None:
+        raise RuntimeError("the task cache is not configured: create_app() configures it")
+    return _levels
+
+
+def jittered(seconds: float) -> float:
+    """A TTL spread uniformly over seconds * (1 ± CACHE_TTL_JITTER), so entries filled together expire apart."""
+    jitter = levels().settings.cache_ttl_jitter
+    return seconds * random.uniform(1 - jitter, 1 + jitter)
+
+
+def read(*, user_id: uuid.UUID, task_id: uuid.UUID, load: Callable[[], Document]) -> tuple[Document, str]:
+    """The task's document (None: not found) and which level answered; `load` reads the database."""
+    key, state = task_key(user_id, task_id), levels()
+    document = state.local.get(key)
+    if document is not ABSENT:
+        return document, LOCAL
+    (document, source), led = state.flights.run(key, lambda: _shared_levels(key, load))
+    return document, source if led else LOCAL  # a follower was answered from this process's memory
+
+
+def _shared_levels(key: str, load: Callable[[], Document]) -> tuple[Document, str]:
+    state, session = levels(), cache.session()
+    lock_ms = state.settings.cache_lock_ttl_ms
+    give_up = time.monotonic() + lock_ms / 1000 + 0.5  # by then the lock has expired, whoever held it
+    token = None
+    while True:
+        found = session.get(key)
+        if found is None and session.up:
+            token = session.try_lock(key, ttl_ms=lock_ms)
+            if token:  # the last holder may have filled the key and let go between our get and our lock
+                found = session.get(key)
+        if found is not None:
+            if token:
+                session.unlock(key, token)
+            document = decode(found)
+            _fill_local(key, document)
+            return document, REDIS
+        if token or not session.up or time.monotonic() >= give_up:
+            break  # we load; without the lock only if Redis failed or the holder outlived its lock
+        time.sleep(LOCK_POLL_SECONDS)
+    try:
+        document = load()
+        ttl = state.settings.cache_ttl_seconds if document is not None else state.settings.cache_negative_ttl_seconds
+        if session.set_if_newer(key, document, ttl_ms=round(jittered(ttl) * 1000)) is False:
+            # A create or cancel wrote a newer state while we read the database, which has not landed it yet.
+            found = session.get(key)
+            document = decode(found) if found is not None else document
+        _fill_local(key, document)
+    finally:
+        if token:
+            session.unlock(key, token)
+    return document, MISS
+
+
+def _fill_local(key: str, document: Document) -> None:
+    settings = levels().settings
+    ttl = settings.cache_local_ttl_seconds
+    if document is None:
+        ttl = min(ttl, settings.cache_negative_ttl_seconds)
+    levels().local.put(key, document, ttl_seconds=jittered(ttl))
+
+
+def remember(*, user_id: uuid.UUID, task_id: uuid.UUID, document: dict[str, Any]) -> None:
+    """After the broker's ack: the task's new JSON answers reads at once, from any process (best effort)."""
+    key, state = task_key(user_id, task_id), levels()
+    ttl_seconds = jittered(state.settings.read_your_writes_ttl_seconds)
+    _fill_local(key, document)
+
+    def write() -> bool:
+        session = cache.session()
+        session.set_if_newer(key, document, ttl_ms=round(ttl_seconds * 1000))
+        # Other processes drop their copy and read Redis again (our own subscriber may drop ours too: harmless).
+        session.publish(INVALIDATION_CHANNEL, key)
+        return session.up
+
+    if not write():
+        # Redis may still hold the task's older JSON: write this one once Redis is back (an older state
+        # never replaces a newer one, so a late retry is harmless), for as long as the entry would live.
+        state.retries.schedule(write, give_up_at=time.monotonic() + ttl_seconds)
+
+
+def claim_cancel(*, user_id: uuid.UUID, task_id: uuid.UUID) -> tuple[bool, str | None]:
+    """(whether this request may publish the cancel, the claim's token to release on failure).
+
+    SET NX makes one of racing cancels the winner. Without Redis there is no claim: the request
+    proceeds (two racing cancels may then both answer 202; the consumer's conditional UPDATE applies one).
+    """
+    token = uuid.uuid4().hex
+    taken = cache.session().claim(cancel_key(user_id, task_id), token,
+                                  ttl_seconds=levels().settings.read_your_writes_ttl_seconds)
+    return (taken is not False), (token if taken else None)
+
+
+def release_cancel(*, user_id: uuid.UUID, task_id: uuid.UUID, token: str | None) -> None:
+    """The cancel was not published (503): let a retry claim it again."""
+    if token:
+        cache.session().release(cancel_key(user_id, task_id), token)

@@ -1,0 +1,175 @@
+"""Task rules: create and cancel publish an event and wait for the broker; read and list as before."""
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from common.errors import TaskNotCancelable, TaskNotFound, Unauthorized, ValidationFailed
+from common.ids import uuid7
+from common.models import CANCELABLE_STATUSES, Task, TaskStatus
+from common.timeutil import rfc3339, utcnow
+
+from ..config import Settings
+from ..repositories import tasks, users
+from ..repositories.broker import broker
+from ..repositories.db import database
+from . import events, idempotency, task_cache
+
+_topic: str | None = None
+
+
+def configure(*, settings: Settings) -> None:
+    global _topic
+    _topic = settings.task_topic
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    items: list[Task]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class TaskRead:
+    task: dict[str, Any]  # the public JSON, as cached
+    source: str  # the level that answered: local, redis or miss (the database)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    status_code: int  # 202, or whatever the first request with this Idempotency-Key was answered
+    task: dict[str, Any]  # the public JSON
+    replayed: bool  # the answer of an earlier request with the same Idempotency-Key
+
+
+def public_json(task: Task) -> dict[str, Any]:
+    """The task as the API shows it; also exactly what the cache stores."""
+    return {
+        "id": str(task.id),
+        "type": task.type,
+        "payload": task.payload,
+        "priority": task.priority,
+        "status": task.status,
+        "created_at": rfc3339(task.created_at),
+        "updated_at": rfc3339(task.updated_at),
+    }
+
+
+def create_task(*, user_id: uuid.UUID, type_: str, payload: dict[str, Any], priority: int,
+                idempotency_key: str | None = None, request_id: str | None = None) -> Accepted:
+    """Publish a new PENDING task and return it once the broker acknowledged it (or replay a keyed retry)."""
+    _owner_must_exist_now(user_id)
+    claim = None
+    if idempotency_key is not None:
+        outcome = idempotency.begin(user_id=user_id, key=idempotency_key, request_hash=idempotency.request_hash(
+            {"type": type_, "payload": payload, "priority": priority}))
+        if isinstance(outcome, idempotency.Replay):
+            return Accepted(outcome.status_code, outcome.body, replayed=True)
+        claim = outcome
+    now = utcnow()
+    document = public_json(Task(id=uuid7(), user_id=user_id, type=type_, payload=payload, priority=priority,
+                                status=TaskStatus.PENDING.value, created_at=now, updated_at=now))
+    record = idempotency.event_record(claim, status_code=202, body=document) if claim else None
+    try:
+        _publish(document["id"], events.created(task=document, user_id=user_id, idempotency=record),
+                 events.headers(events.CREATED, request_id=request_id))
+    except BaseException:
+        if claim:
+            idempotency.abandon(claim)  # a 503 stores nothing: the retry is a first request again
+        raise
+    task_id = uuid.UUID(document["id"])
+    task_cache.remember(user_id=user_id, task_id=task_id, document=document)
+    if claim:
+        idempotency.finish(claim, status_code=202, body=document)
+    return Accepted(202, document, replayed=False)
+
+
+def _publish(key: str, value: bytes, headers: events.Headers) -> None:
+    if _topic is None:
+        raise RuntimeError("the task service is not configured: create_app() configures it")
+    # The task id is the key: all of a task's events land on one partition, in the order accepted.
+    broker.publish(topic=_topic, key=key, value=value, headers=headers)
+
+
+def get_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRead:
+    """Return the user's task through the cache; raise TaskNotFound for a missing task or another user's."""
+    document, source = task_cache.read(user_id=user_id, task_id=task_id,
+                                       load=lambda: _load_task(user_id=user_id, task_id=task_id))
+    if document is None:
+        raise TaskNotFound()
+    return TaskRead(document, source)
+
+
+def _load_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
+    """The user's task from the database as public JSON, or None."""
+    with database.unit_of_work() as session, _owner_must_exist():
+        task = tasks.get_owned(session, user_id=user_id, task_id=task_id)
+    return None if task is None else public_json(task)
+
+
+def list_tasks(*, user_id: uuid.UUID, limit: int, cursor: str | None, status: str | None) -> TaskPage:
+    """Return one page of the user's tasks, newest first, and the cursor of the next page."""
+    before = decode_cursor(cursor) if cursor else None
+    with database.unit_of_work() as session, _owner_must_exist():
+        rows = tasks.page_owned(session, user_id=user_id, before=before, status=status, limit=limit + 1)
+    items = rows[:limit]
+    return TaskPage(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
+
+
+def cancel_task(*, user_id: uuid.UUID, task_id: uuid.UUID, request_id: str | None = None) -> dict[str, Any]:
+    """Publish the cancel of a PENDING task and return it CANCELED; raise TaskNotCancelable from any other status."""
+    _owner_must_exist_now(user_id)  # a write on behalf of a deleted user is refused even if the task is cached
+    current = get_task(user_id=user_id, task_id=task_id).task  # the cache first: the task may not have landed yet
+    if current["status"] not in {status.value for status in CANCELABLE_STATUSES}:
+        raise TaskNotCancelable(f"The task is {current['status']}; only a PENDING task can be canceled.")
+    won, token = task_cache.claim_cancel(user_id=user_id, task_id=task_id)
+    if not won:  # a racing cancel claimed it first: it publishes, this one sees the task as CANCELED
+        raise TaskNotCancelable("The task is CANCELED; only a PENDING task can be canceled.")
+    now = utcnow()
+    try:
+        _publish(str(task_id), events.canceled(task_id=task_id, user_id=user_id, at=now),
+                 events.headers(events.CANCELED, request_id=request_id))
+    except BaseException:
+        task_cache.release_cancel(user_id=user_id, task_id=task_id, token=token)
+        raise
+    canceled = {**current, "status": TaskStatus.CANCELED.value, "updated_at": rfc3339(now)}
+    task_cache.remember(user_id=user_id, task_id=task_id, document=canceled)
+    return canceled
+
+
+def _owner_must_exist_now(user_id: uuid.UUID) -> None:
+    """Creates and cancels touch no table, so ask for the owner: a deleted user's token speaks for nobody (401)."""
+    with database.unit_of_work() as session:
+        if not users.exists(session, user_id):
+            raise Unauthorized("The bearer token's user does not exist.")
+
+
+@contextmanager
+def _owner_must_exist() -> Iterator[None]:
+    """Every task query names its owner; finding no such user answers 401, not 404 or an empty list."""
+    try:
+        yield
+    except tasks.UnknownOwner:
+        # A valid signature for a user that no longer exists: the token speaks for nobody.
+        raise Unauthorized("The bearer token's user does not exist.") from None
+
+
+def encode_cursor(last_id: uuid.UUID) -> str:
+    """An opaque cursor: the last id of the page, base64url without padding."""
+    return base64.urlsafe_b64encode(last_id.bytes).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 16 or encode_cursor(uuid.UUID(bytes=raw)) != cursor:
+        raise ValidationFailed(errors=[{"field": "cursor", "message": "not a cursor this API issued"}])
+    return uuid.UUID(bytes=raw)
+
