@@ -116,3 +116,23 @@ def test_with_every_broker_down_create_is_503_in_time_leaves_nothing_behind_and_
     late = [m for m in service.broker.read(TASK_TOPIC, start=before) if m.key.decode() not in accepted]
     assert not late, f"{len(late)} messages of refused creates appeared on {TASK_TOPIC}"
     assert sorted(user_task_ids(database, alice.id)) == sorted(accepted), "the database holds a refused create"
+
+
+@pytest.mark.check("S4-AC2")
+def test_a_keyed_retry_after_a_slow_broker_503_lands_the_task_once(launch, alice, database):
+    """A broker slower than the deadline may still write what it never acknowledged in time."""
+    service = launch({"PUBLISH_TIMEOUT_MS": "500", "PUBLISH_ATTEMPTS": "1"}, name="slow-broker-retry")
+    body, keyed = {"type": "invoice.send", "payload": {"n": 2}}, {**alice.headers, "Idempotency-Key": "slow-1"}
+    with service.client() as client:
+        accept(client, alice)  # connected before the broker slows down
+        with service.broker.slow(1500):
+            refused = client.post("/api/v1/tasks", json=body, headers=keyed)
+        assert refused.status_code == 503, f"a 1.5 s broker and a 0.5 s deadline, yet {refused.status_code}"
+        retried = client.post("/api/v1/tasks", json=body, headers=keyed)
+        assert retried.status_code == 202, retried.text[:200]
+        task_id = assert_contract(retried, "POST", "/api/v1/tasks")["id"]
+        drain(service)
+    landed = user_task_ids(database, alice.id)
+    assert landed.count(task_id) == 1 and len(landed) == 2, (
+        f"one warm-up task and the keyed one expected, the database holds {len(landed)}: a retry with the key "
+        "created the task a second time")

@@ -23,7 +23,7 @@ REPORT_GRACE_SECONDS = 1.5
 
 
 class BrokerUnavailable(ServiceUnavailable):
-    detail = "The task broker did not acknowledge in time; nothing was stored; retry later."
+    detail = "The task broker did not acknowledge in time; retry later (with the same Idempotency-Key to be safe)."
 
 
 class _Delivery:
@@ -107,13 +107,11 @@ class Broker:
                 break
             if delivery.error is None:
                 return delivery.placed  # type: ignore[return-value]
-            # A message reported as timed out (_MSG_TIMED_OUT) was not delivered: the idempotent
-            # producer times out a message only while it still sits in librdkafka's local queue (no
-            # broker took it: down, unreachable, no leader). A request already sent is waited for;
-            # should it expire in flight, librdkafka first fences it by bumping the producer epoch
-            # (KIP-360), so no late copy can be written behind our 503. Another attempt is a new
-            # message, not a duplicate; and were one ever to land twice, it is the same event with
-            # the same task id, which the consumer lands once.
+            # A timed-out message (_MSG_TIMED_OUT) was either never sent (no broker: down, unreachable,
+            # no leader) or sent and not acknowledged in time (a slow broker): librdkafka knows which
+            # ("possibly persisted"), but the Python client does not say. So a 503 promises only that
+            # nothing was acknowledged. Every attempt, and a keyed retry after the 503
+            # (services/idempotency.py), publishes the same task id, which the consumer lands at most once.
             last = delivery.error.str()
             logger.warning("publish attempt failed", topic=topic, key=key, attempt=attempt, error=last)
             if delivery.error.fatal():

@@ -26,6 +26,8 @@ NEGATIVE = "!not-found"  # never valid JSON of a task, so it cannot be mistaken 
 INVALIDATION_CHANNEL = "task:v1:invalidate"
 # Deletes the lock only if it still holds our token: a holder whose lock expired must not free another's.
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+# Replaces the key's value only if it is still the one we read: a compare-and-swap.
+_SWAP = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2], 'ex', ARGV[3]) return 1 end return 0"
 # Writes a task's JSON unless the stored one is newer: a read that loaded the database before a cancel, or a
 # retried write, must never put an older state back. The version is the JSON's `updated_at`, which
 # public_json writes last (a payload's own "updated_at" can never end the document); RFC 3339 UTC
@@ -136,6 +138,11 @@ class CacheSession:
         """SET NX EX: True if this call took the key, False if it was taken, None if Redis failed."""
         taken = self.call("claim", lambda c: c.set(key, value, nx=True, ex=ttl_seconds))
         return None if not self.up else bool(taken)
+
+    def swap(self, key: str, expected: str, value: str, *, ttl_seconds: int) -> bool | None:
+        """Set `value` only if the key still holds `expected`: True if swapped, False if not, None if Redis failed."""
+        swapped = self.call("swap", lambda c: c.eval(_SWAP, 1, key, expected, value, ttl_seconds))
+        return None if not self.up else bool(swapped)
 
     def release(self, key: str, value: str) -> None:
         """Delete the key only if it still holds `value`: a claim that expired and was re-taken stays."""

@@ -3,7 +3,10 @@ answers the consumer landed, so a replay still answers after Redis lost its data
 
 Redis key `idem:v1:{user_id}:{sha256(Idempotency-Key)}` (hashed: a client's key is up to 255 bytes of anything
 printable), value JSON: {"state": "in-flight", "request_hash", "token"} while a request holds the key,
-{"state": "done", "request_hash", "status_code", "body"} once it was answered.
+{"state": "done", "request_hash", "status_code", "body"} once it was answered, and
+{"state": "unsettled", "request_hash", "task"} after a 503 whose message the broker may still have
+written (a timeout cannot tell "never sent" from "sent, not acknowledged"): a retry with the key
+publishes that same task again, so the consumer lands it at most once.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from common.models import IdempotencyKey
 
 from .cache import CacheSession
 
-IN_FLIGHT, DONE = "in-flight", "done"
+IN_FLIGHT, DONE, UNSETTLED = "in-flight", "done", "unsettled"
 Record = dict[str, Any]
 
 
@@ -41,10 +44,19 @@ def claim(session: CacheSession, *, user_id: uuid.UUID, key: str, request_hash: 
     return session.claim(record_key(user_id, key), value, ttl_seconds=ttl_seconds)
 
 
-def release(session: CacheSession, *, user_id: uuid.UUID, key: str, request_hash: str, token: str) -> None:
-    """Give the key back (the request failed): delete our claim, and only ours."""
-    value = _encode({"state": IN_FLIGHT, "request_hash": request_hash, "token": token})
-    session.release(record_key(user_id, key), value)
+def unsettle(session: CacheSession, *, user_id: uuid.UUID, key: str, request_hash: str, token: str,
+             task: dict[str, Any], ttl_seconds: int) -> None:
+    """Give the key back after a 503, remembering the task we tried to publish: replace our claim, and only ours."""
+    claimed = _encode({"state": IN_FLIGHT, "request_hash": request_hash, "token": token})
+    value = _encode({"state": UNSETTLED, "request_hash": request_hash, "task": task})
+    session.swap(record_key(user_id, key), claimed, value, ttl_seconds=ttl_seconds)
+
+
+def take_over(session: CacheSession, *, user_id: uuid.UUID, key: str, found: Record, request_hash: str,
+              token: str, ttl_seconds: int) -> bool | None:
+    """Claim a key whose last request got a 503 (only if its record is still the one we read); None if Redis failed."""
+    claimed = _encode({"state": IN_FLIGHT, "request_hash": request_hash, "token": token})
+    return session.swap(record_key(user_id, key), _encode(found), claimed, ttl_seconds=ttl_seconds)
 
 
 def store_answer(session: CacheSession, *, user_id: uuid.UUID, key: str, request_hash: str, status_code: int,

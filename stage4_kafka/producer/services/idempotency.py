@@ -38,6 +38,7 @@ class Claim:
     key: str
     request_hash: str
     token: str
+    task: dict[str, Any] | None = None  # what an earlier attempt with this key and body may have published
 
 
 _settings: Settings | None = None
@@ -85,6 +86,14 @@ def begin(*, user_id: uuid.UUID, key: str, request_hash: str) -> Replay | Claim:
             # Another request claimed it between our read and our claim: answer as for its record.
             found = records.cached(session, user_id=user_id, key=key) or {"state": records.IN_FLIGHT,
                                                                          "request_hash": request_hash}
+    if found is not None and found["state"] == records.UNSETTLED and session.up:
+        token = secrets.token_hex(8)
+        if records.take_over(session, user_id=user_id, key=key, found=found, request_hash=request_hash, token=token,
+                             ttl_seconds=settings().idempotency_in_flight_seconds):
+            same = found["request_hash"] == request_hash  # another body is another request: a new task
+            return Claim(user_id, key, request_hash, token, found["task"] if same else None)
+        found = records.cached(session, user_id=user_id, key=key) or {"state": records.IN_FLIGHT,
+                                                                     "request_hash": request_hash}
     if not session.up:
         # Without Redis no claim can be taken, so two retries could both publish: refuse instead.
         raise ServiceUnavailable("The idempotency store is unavailable; retry later.", retry_after=1)
@@ -113,7 +122,11 @@ def finish(claim: Claim, *, status_code: int, body: dict[str, Any]) -> None:
                          status_code=status_code, body=body, ttl_seconds=settings().idempotency_ttl_seconds)
 
 
-def abandon(claim: Claim) -> None:
-    """The request failed after claiming: give the key back so that a retry is a first request again."""
-    records.release(cache.session(), user_id=claim.user_id, key=claim.key, request_hash=claim.request_hash,
-                    token=claim.token)
+def abandon(claim: Claim, *, task: dict[str, Any]) -> None:
+    """After a 503: the key is free again, and a retry with the same body publishes this same task again.
+
+    The 503 may follow a timeout, and a timed-out message may still have been written (sent, but not
+    acknowledged in time): republishing the same task id lets the consumer land it at most once.
+    """
+    records.unsettle(cache.session(), user_id=claim.user_id, key=claim.key, request_hash=claim.request_hash,
+                     token=claim.token, task=task, ttl_seconds=settings().idempotency_ttl_seconds)

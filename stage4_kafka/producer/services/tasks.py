@@ -72,15 +72,16 @@ def create_task(*, user_id: uuid.UUID, type_: str, payload: dict[str, Any], prio
             return Accepted(outcome.status_code, outcome.body, replayed=True)
         claim = outcome
     now = utcnow()
-    document = public_json(Task(id=uuid7(), user_id=user_id, type=type_, payload=payload, priority=priority,
-                                status=TaskStatus.PENDING.value, created_at=now, updated_at=now))
+    document = (claim and claim.task) or public_json(Task(
+        id=uuid7(), user_id=user_id, type=type_, payload=payload, priority=priority, status=TaskStatus.PENDING.value,
+        created_at=now, updated_at=now))
     record = idempotency.event_record(claim, status_code=202, body=document) if claim else None
     try:
         _publish(document["id"], events.created(task=document, user_id=user_id, idempotency=record),
                  events.headers(events.CREATED, request_id=request_id))
     except BaseException:
         if claim:
-            idempotency.abandon(claim)  # a 503 stores nothing: the retry is a first request again
+            idempotency.abandon(claim, task=document)  # the client saw nothing stored; a retry reuses the task id
         raise
     task_id = uuid.UUID(document["id"])
     task_cache.remember(user_id=user_id, task_id=task_id, document=document)
