@@ -114,8 +114,8 @@ def _fill_local(key: str, document: Document) -> None:
     levels().local.put(key, document, ttl_seconds=jittered(ttl))
 
 
-def remember(*, user_id: uuid.UUID, task_id: uuid.UUID, document: dict[str, Any]) -> None:
-    """After the broker's ack: the task's new JSON answers reads at once, from any process (best effort)."""
+def remember(*, user_id: uuid.UUID, task_id: uuid.UUID, document: dict[str, Any]) -> bool:
+    """After the broker's ack: the task's new JSON answers reads at once, from any process, if Redis took it."""
     key, state = task_key(user_id, task_id), levels()
     ttl_seconds = jittered(state.settings.read_your_writes_ttl_seconds)
     _fill_local(key, document)
@@ -127,10 +127,12 @@ def remember(*, user_id: uuid.UUID, task_id: uuid.UUID, document: dict[str, Any]
         session.publish(INVALIDATION_CHANNEL, key)
         return session.up
 
-    if not write():
-        # Redis may still hold the task's older JSON: write this one once Redis is back (an older state
-        # never replaces a newer one, so a late retry is harmless), for as long as the entry would live.
-        state.retries.schedule(write, give_up_at=time.monotonic() + ttl_seconds)
+    if write():
+        return True
+    # Redis may still hold the task's older JSON: write this one once Redis is back (an older state
+    # never replaces a newer one, so a late retry is harmless), for as long as the entry would live.
+    state.retries.schedule(write, give_up_at=time.monotonic() + ttl_seconds)
+    return False
 
 
 def claim_cancel(*, user_id: uuid.UUID, task_id: uuid.UUID) -> tuple[bool, str | None]:

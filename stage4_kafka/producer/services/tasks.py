@@ -9,6 +9,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from loguru import logger
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
 from common.errors import TaskNotCancelable, TaskNotFound, Unauthorized, ValidationFailed
 from common.ids import uuid7
 from common.models import CANCELABLE_STATUSES, Task, TaskStatus
@@ -21,6 +24,8 @@ from ..repositories.db import database
 from . import events, idempotency, task_cache
 
 _topic: str | None = None
+# How long a create or cancel waits for its landing when Redis cannot hold the accepted state.
+LANDING_WAIT_SECONDS = 2.0
 
 
 def configure(*, settings: Settings) -> None:
@@ -84,7 +89,8 @@ def create_task(*, user_id: uuid.UUID, type_: str, payload: dict[str, Any], prio
             idempotency.abandon(claim, task=document)  # the client saw nothing stored; a retry reuses the task id
         raise
     task_id = uuid.UUID(document["id"])
-    task_cache.remember(user_id=user_id, task_id=task_id, document=document)
+    if not task_cache.remember(user_id=user_id, task_id=task_id, document=document):
+        _wait_until_landed(user_id=user_id, task_id=task_id)
     if claim:
         idempotency.finish(claim, status_code=202, body=document)
     return Accepted(202, document, replayed=False)
@@ -139,8 +145,26 @@ def cancel_task(*, user_id: uuid.UUID, task_id: uuid.UUID, request_id: str | Non
         task_cache.release_cancel(user_id=user_id, task_id=task_id, token=token)
         raise
     canceled = {**current, "status": TaskStatus.CANCELED.value, "updated_at": rfc3339(now)}
-    task_cache.remember(user_id=user_id, task_id=task_id, document=canceled)
+    if not task_cache.remember(user_id=user_id, task_id=task_id, document=canceled):
+        _wait_until_landed(user_id=user_id, task_id=task_id, status=canceled["status"])
     return canceled
+
+
+def _wait_until_landed(*, user_id: uuid.UUID, task_id: uuid.UUID, status: str | None = None) -> None:
+    """Without Redis, read-your-writes falls back to the database: wait (boundedly) until the consumer landed it.
+
+    The broker has the event, so the answer stays 202 whatever happens here; a Redis outage costs
+    the create or cancel the consumer's lag (milliseconds) instead of costing the next read a 404.
+    """
+    def landed() -> bool:
+        document = _load_task(user_id=user_id, task_id=task_id)
+        return document is not None and status in (None, document["status"])
+
+    try:
+        Retrying(stop=stop_after_delay(LANDING_WAIT_SECONDS), wait=wait_fixed(0.02),
+                 retry=retry_if_result(lambda done: not done))(landed)
+    except RetryError:
+        logger.warning("not landed in time for read-your-writes without Redis", task_id=str(task_id), status=status)
 
 
 def _owner_must_exist_now(user_id: uuid.UUID) -> None:
