@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from loguru import logger
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from common.errors import TaskNotCancelable, TaskNotFound, Unauthorized, ValidationFailed
-from common.ids import uuid7
+from common.ids import uuid7, uuid7_time_ms
 from common.models import CANCELABLE_STATUSES, Task, TaskStatus
 from common.timeutil import rfc3339, utcnow
 
@@ -106,10 +107,26 @@ def _publish(key: str, value: bytes, headers: events.Headers) -> None:
 def get_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRead:
     """Return the user's task through the cache; raise TaskNotFound for a missing task or another user's."""
     document, source = task_cache.read(user_id=user_id, task_id=task_id,
-                                       load=lambda: _load_task(user_id=user_id, task_id=task_id))
+                                       load=lambda: _load_task_in_flight(user_id=user_id, task_id=task_id))
     if document is None:
         raise TaskNotFound()
     return TaskRead(document, source)
+
+
+def _load_task_in_flight(*, user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
+    """The task from the database; for an id minted moments ago, wait (boundedly) for the consumer to land it.
+
+    A read reaches the database when no cache level has the task: normally because it landed long
+    ago, but also when Redis lost the accepted entry (down, restarted) while the event is still on its
+    way. A UUIDv7 carries its creation time, so only an id younger than LANDING_WAIT_SECONDS is waited
+    for; an older one that is missing is simply not found.
+    """
+    document = _load_task(user_id=user_id, task_id=task_id)
+    age = time.time() - uuid7_time_ms(task_id) / 1000
+    if document is not None or task_id.version != 7 or not 0 <= age < LANDING_WAIT_SECONDS:
+        return document
+    _wait_until_landed(user_id=user_id, task_id=task_id, seconds=LANDING_WAIT_SECONDS - age)
+    return _load_task(user_id=user_id, task_id=task_id)
 
 
 def _load_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
@@ -150,8 +167,9 @@ def cancel_task(*, user_id: uuid.UUID, task_id: uuid.UUID, request_id: str | Non
     return canceled
 
 
-def _wait_until_landed(*, user_id: uuid.UUID, task_id: uuid.UUID, status: str | None = None) -> None:
-    """Without Redis, read-your-writes falls back to the database: wait (boundedly) until the consumer landed it.
+def _wait_until_landed(*, user_id: uuid.UUID, task_id: uuid.UUID, status: str | None = None,
+                       seconds: float = LANDING_WAIT_SECONDS) -> None:
+    """Wait (boundedly) until the consumer has landed the task, in `status` if given; the database is the fallback.
 
     The broker has the event, so the answer stays 202 whatever happens here; a Redis outage costs
     the create or cancel the consumer's lag (milliseconds) instead of costing the next read a 404.
@@ -161,7 +179,7 @@ def _wait_until_landed(*, user_id: uuid.UUID, task_id: uuid.UUID, status: str | 
         return document is not None and status in (None, document["status"])
 
     try:
-        Retrying(stop=stop_after_delay(LANDING_WAIT_SECONDS), wait=wait_fixed(0.02),
+        Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(0.02),
                  retry=retry_if_result(lambda done: not done))(landed)
     except RetryError:
         logger.warning("not landed in time for read-your-writes without Redis", task_id=str(task_id), status=status)
