@@ -14,7 +14,9 @@ CREATES, THREADS = 100, 4
 
 @pytest.mark.check("S4-AC5")
 def test_a_get_right_after_each_of_100_creates_returns_the_task_before_it_has_landed(launch, alice, database):
-    service = launch(name="read-your-writes")
+    # Read-your-writes presumes the cache is up (S3-AC5 grades what happens when it is not); the embedded
+    # Redis is one Python process serving the whole suite, which under CI load can miss the 200 ms default.
+    service = launch({"REDIS_TIMEOUT_MS": "2000"}, name="read-your-writes")
     service.kill_consumer()  # nothing lands until the end: every read below comes before its task's landing
     headers = alice.headers  # logged in once, before the threads share the account
 
