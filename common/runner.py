@@ -65,9 +65,8 @@ def run(number: int, *, impl: str | None, host: str, port: int, var_dir: Path, w
     # A shell that starts us in the background sets SIGINT to "ignore"; Ctrl-C must still stop us.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     with ExitStack() as stack:
-        topics = package.topics if package.topics.is_file() else target.path / "topics.toml"
         backends = prepare_backends(target.backends, var_dir=var_dir, stack=stack, wait_seconds=wait_seconds,
-                                    topics=topics)
+                                    topics=package.topics_for(target))
         env = {key: value for backend in backends.values() for key, value in backend.env.items()}
         service = ServiceProcess(package, env=env, host=host, port=port)
         stack.callback(service.stop)

@@ -93,6 +93,10 @@ class StagePackage:
         """The topics the stage serves (stage 4 on), which the embedded broker pre-creates."""
         return self.path / "topics.toml"
 
+    def topics_for(self, stage: Stage) -> Path:
+        """This package's topics.toml, or the stage's where it declares none yet (an earlier stage, a first draft)."""
+        return self.topics if self.topics.is_file() else stage.path / "topics.toml"
+
     @property
     def consumer_module(self) -> str | None:
         """`<name>.consumer` if the package has a consumer to run beside gunicorn (stage 4 on)."""

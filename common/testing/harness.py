@@ -391,9 +391,7 @@ class Harness:
         if real := os.environ.get(ENV_VARS["broker"], "").strip():
             return Broker(real)
         state = self.work_dir / "brokers" / f"{port}.json"
-        # A package that declares no topics yet (an earlier stage, a learner's first draft) gets the stage's.
-        topics = package.topics if package.topics.is_file() else stage.path / "topics.toml"
-        holder = EmbeddedBroker(topics=topics, state=state).start()
+        holder = EmbeddedBroker(topics=package.topics_for(stage), state=state).start()
         self._stack.callback(holder.stop)
         return Broker(holder.url, BrokerControl(holder.control))
 

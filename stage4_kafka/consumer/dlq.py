@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from pydantic_settings import BaseSettings
 
 from common.timeutil import rfc3339
@@ -89,8 +89,7 @@ def read(bootstrap: str, topic: str) -> tuple[dict[int, Letter], dict[int, str]]
 def publish(bootstrap: str, topic: str, *, key: bytes | None, value: bytes | None,
             headers: list[tuple[str, bytes]]) -> None:
     """Produce one record and wait for the broker's acknowledgement."""
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                         "message.timeout.ms": int(TIMEOUT * 1000), "log_level": 3})
+    producer = dead_letters.producer(bootstrap, timeout_ms=int(TIMEOUT * 1000))
     failures: list = []
     producer.produce(topic, key=key, value=value, headers=headers,
                      on_delivery=lambda error, _message: failures.append(error) if error else None)
