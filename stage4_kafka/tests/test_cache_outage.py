@@ -131,3 +131,23 @@ def test_a_hanging_redis_slows_a_request_by_no_more_than_the_documented_bound(ap
         assert time.monotonic() - started < HANG_BOUND, "readiness waited on the hung cache"
     wait_for_cache(api, "up")
     assert api.get(f"/api/v1/tasks/{tasks[0]['id']}", headers=alice.headers).json()["status"] == "CANCELED"
+
+
+@pytest.mark.check("S3-AC5")
+def test_a_cancel_accepted_while_redis_was_away_is_what_its_worker_reads_after_redis_returns(api, service, alice,
+                                                                                             create_task, cache):
+    tasks = [create_task(alice) for _ in range(6)]  # Redis holds each as PENDING, and keeps that through the outage
+    with service.client() as client:  # one connection, so one worker: the one that accepted the cancels
+        with cache.outage():
+            wait_for_cache(api, "degraded")
+            for task in tasks:
+                answer = client.post(f"/api/v1/tasks/{task['id']}/cancel", headers=alice.headers)
+                assert answer.status_code == 202 and answer.json()["status"] == "CANCELED", answer.text
+        # Redis is back with the PENDING entries; the worker resubscribes and rewrites them, in either order.
+        until = time.monotonic() + 2
+        while time.monotonic() < until:
+            for task in tasks:
+                answer = client.get(f"/api/v1/tasks/{task['id']}", headers=alice.headers)
+                assert answer.json()["status"] == "CANCELED", (
+                    f"read {answer.json()['status']} (X-Cache {answer.headers.get('X-Cache')}) for a task this "
+                    "worker canceled while Redis was away: Redis's older entry was served after it came back")

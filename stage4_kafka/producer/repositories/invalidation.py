@@ -51,19 +51,22 @@ class RetriedWrites:
     """Runs cache writes that Redis refused again, off the request thread, until they take or give up.
 
     A write answers whether Redis took it. Each is given up at its own deadline: by then the entry
-    it would have replaced has expired by itself.
+    it would have replaced has expired by itself; `gave_up` is then called, if given.
     """
 
     def __init__(self, *, retry_seconds: float) -> None:
         self.retry_seconds = retry_seconds
-        self._due: list[tuple[float, float, int, Callable[[], bool]]] = []  # (when, give up at, order, write)
+        self._due: list[tuple[float, float, int, Callable[[], bool], Callable[[], None]]] = []
+        # each: (when, give up at, order, write, gave_up)
         self._order = itertools.count()  # breaks ties, so the heap never compares two writes
         self._wakeup = threading.Condition()
         threading.Thread(target=self._run, name="cache-retried-writes", daemon=True).start()
 
-    def schedule(self, write: Callable[[], bool], *, give_up_at: float) -> None:
+    def schedule(self, write: Callable[[], bool], *, give_up_at: float,
+                 gave_up: Callable[[], None] = lambda: None) -> None:
         with self._wakeup:
-            heapq.heappush(self._due, (time.monotonic() + self.retry_seconds, give_up_at, next(self._order), write))
+            heapq.heappush(self._due, (time.monotonic() + self.retry_seconds, give_up_at, next(self._order), write,
+                                       gave_up))
             self._wakeup.notify()
 
     def _run(self) -> None:
@@ -71,11 +74,15 @@ class RetriedWrites:
             with self._wakeup:
                 while not self._due or self._due[0][0] > time.monotonic():
                     self._wakeup.wait(self._due[0][0] - time.monotonic() if self._due else None)
-                _, give_up_at, _, write = heapq.heappop(self._due)
+                _, give_up_at, _, write, gave_up = heapq.heappop(self._due)
             try:
                 done = write()
             except Exception:  # noqa: BLE001 - this thread must outlive any one failure
                 logger.exception("retried cache write failed")
                 done = False
-            if not done and time.monotonic() < give_up_at:
-                self.schedule(write, give_up_at=give_up_at)
+            if done:
+                continue
+            if time.monotonic() < give_up_at:
+                self.schedule(write, give_up_at=give_up_at, gave_up=gave_up)
+            else:
+                gave_up()

@@ -16,17 +16,34 @@ class LocalCache:
     """Thread-safe, bounded by entries (least recently used evicted first), each entry with its own expiry.
 
     TLRUCache rather than TTLCache: one TTL for all entries would defeat the jitter.
+    A pinned entry (stage 4) answers before the LRU and outlives evict, clear and any TTL until it
+    is unpinned: it is a state this process accepted that Redis has not taken yet, and Redis may
+    still hold the older one.
     """
 
     def __init__(self, *, max_entries: int) -> None:
         self._entries: TLRUCache = TLRUCache(maxsize=max_entries, ttu=lambda _key, value, now: now + value[1],
                                              timer=time.monotonic)
+        self._pinned: dict[str, Any] = {}
         self._lock = threading.Lock()  # cachetools caches are not thread-safe; gthread workers are threads
 
     def get(self, key: str) -> Any:
         with self._lock:
+            if key in self._pinned:
+                return self._pinned[key]
             entry = self._entries.get(key)
         return ABSENT if entry is None else entry[0]
+
+    def pin(self, key: str, value: Any) -> None:
+        """Answer `value` for `key` until unpin(key, value); a later pin replaces it."""
+        with self._lock:
+            self._pinned[key] = value
+
+    def unpin(self, key: str, value: Any) -> None:
+        """Drop the pin if it still holds `value` (a newer pin stays)."""
+        with self._lock:
+            if self._pinned.get(key) is value:
+                del self._pinned[key]
 
     def put(self, key: str, value: Any, *, ttl_seconds: float) -> None:
         with self._lock:

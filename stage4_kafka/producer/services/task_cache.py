@@ -119,19 +119,27 @@ def remember(*, user_id: uuid.UUID, task_id: uuid.UUID, document: dict[str, Any]
     key, state = task_key(user_id, task_id), levels()
     ttl_seconds = jittered(state.settings.read_your_writes_ttl_seconds)
     _fill_local(key, document)
+    # Until Redis holds it, this process answers the new state from memory: after an outage Redis
+    # may still hold the older one, and the resubscribed invalidations clear the LRU.
+    state.local.pin(key, document)
 
     def write() -> bool:
         session = cache.session()
-        session.set_if_newer(key, document, ttl_ms=round(ttl_seconds * 1000))
+        stored = session.set_if_newer(key, document, ttl_ms=round(ttl_seconds * 1000))
         # Other processes drop their copy and read Redis again (our own subscriber may drop ours too: harmless).
         session.publish(INVALIDATION_CHANNEL, key)
+        if stored is not None:  # Redis holds this state, or a newer one (then read that from Redis)
+            state.local.unpin(key, document)
+            if stored is False:
+                state.local.evict(key)
         return session.up
 
     if write():
         return True
-    # Redis may still hold the task's older JSON: write this one once Redis is back (an older state
-    # never replaces a newer one, so a late retry is harmless), for as long as the entry would live.
-    state.retries.schedule(write, give_up_at=time.monotonic() + ttl_seconds)
+    # Write it once Redis is back (an older state never replaces a newer one, so a late retry is
+    # harmless), for as long as the entry would live.
+    state.retries.schedule(write, give_up_at=time.monotonic() + ttl_seconds,
+                           gave_up=lambda: state.local.unpin(key, document))
     return False
 
 
