@@ -15,8 +15,11 @@ from .test_cache import TASK_READS, uncached_tasks
 
 
 @pytest.mark.check("S3-AC2")
-def test_fifty_concurrent_reads_of_an_uncached_task_reach_the_database_once(service, alice, create_task, wait_listed,
+def test_fifty_concurrent_reads_of_an_uncached_task_reach_the_database_once(launch, alice, create_task, wait_listed,
                                                                            database, cache):
+    # Single flight presumes Redis answers (S3-AC5 grades a Redis that does not): under CI load the suite's
+    # Redis can miss the 200 ms default, and a reader that times out loads without the lock, as it should.
+    service = launch({"REDIS_TIMEOUT_MS": "2000"}, name="single-flight")
     [task] = uncached_tasks(alice, 1, create_task, wait_listed, cache)
     start = threading.Barrier(50)
 
