@@ -8,6 +8,7 @@ import pytest
 
 from common.testing.contract import assert_contract
 
+from .cache_contract import evict
 from .kafka_checks import TASK_TOPIC, accept, drain, event, messages_for, task_row
 
 CANCEL = "/api/v1/tasks/{task_id}/cancel"
@@ -20,7 +21,7 @@ def assert_not_cancelable(response) -> None:
 
 @pytest.mark.check("S4-AC8")
 def test_a_cancel_right_after_the_create_is_202_canceled_and_ends_canceled_never_pending(api, service, alice,
-                                                                                           broker, database):
+                                                                                           broker, database, cache):
     start = broker.end_offsets(TASK_TOPIC)
     task = accept(api, alice)
     path = f"/api/v1/tasks/{task['id']}"
@@ -46,6 +47,13 @@ def test_a_cancel_right_after_the_create_is_202_canceled_and_ends_canceled_never
     assert event(history[1])["task"]["status"] == "CANCELED"
     assert api.get(path, headers=alice.headers).json()["status"] == "CANCELED"
     assert_not_cancelable(api.post(f"{path}/cancel", headers=alice.headers))
+    # One day Redis holds nothing of the task (expiry, a restart): its status alone still refuses a cancel.
+    for key in cache.client.scan_iter(match=f"*{task['id']}*"):
+        cache.client.delete(key)
+    evict(cache, alice.id, task["id"])  # and every process's local copy
+    assert_not_cancelable(api.post(f"{path}/cancel", headers=alice.headers))
+    assert [m.headers.get("event-type") for m in messages_for(broker, task["id"], start=start)] == \
+        [b"task.created", b"task.canceled"], "a cancel refused as not cancelable was published"
 
 
 @pytest.mark.check("S4-AC8")

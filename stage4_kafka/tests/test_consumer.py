@@ -99,7 +99,8 @@ def test_a_message_delivered_again_changes_nothing_in_the_database(api, service,
     # The create of a task canceled since (alone, so no later cancel can mend an overwrite), and a landed create.
     redeliver(broker, [create_event, *messages_for(broker, pending["id"], start=start)])
     drain(service)
-    assert {"canceled": task_row(database, canceled["id"]), "pending": task_row(database, pending["id"])} == before
+    assert {"canceled": task_row(database, canceled["id"]), "pending": task_row(database, pending["id"])} == before, \
+        "a create delivered again changed a landed row: landing is not idempotent"
     redeliver(broker, [cancel_event])
     drain(service)
     assert task_row(database, canceled["id"]) == before["canceled"], "the cancel delivered again changed the row"

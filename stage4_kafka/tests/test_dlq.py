@@ -55,7 +55,7 @@ def test_poison_is_dead_lettered_with_its_headers_while_the_messages_around_it_l
         assert {name: letter.headers.get(name) for name in DLQ_HEADERS[1:4]} == {
             "dlq-original-topic": TASK_TOPIC.encode(), "dlq-original-partition": str(PARTITION).encode(),
             "dlq-original-offset": str(offset).encode()}
-        assert int(letter.headers.get("dlq-attempts", b"0")) >= 1
+        assert int(letter.headers.get("dlq-attempts", b"0")) >= 1, "the dlq-attempts header is missing or below 1"
         assert letter.headers.get("event-type") == dict(headers)["event-type"], "the original headers were dropped"
 
 

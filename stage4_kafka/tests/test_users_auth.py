@@ -159,6 +159,7 @@ def test_a_valid_token_of_a_user_that_no_longer_exists_gets_401_on_every_route(a
     if route == "get":  # a read the cache answers looks nobody up (README, S4-AC10): this one must reach the database
         evict(cache, account.id, task["id"])
     response = api.request(method, path, headers=account.headers, **body)
-    assert response.status_code == 401, response.text
+    assert response.status_code == 401, \
+        f"{route} with the token of a deleted user answered {response.status_code}, not 401: {response.text[:200]}"
     assert response.headers.get("WWW-Authenticate", "").startswith("Bearer")
     assert assert_contract(response, method, template)["code"] == "UNAUTHORIZED"
