@@ -32,10 +32,12 @@ _SWAP = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1]
 # retried write, must never put an older state back. The version is the JSON's `updated_at`, which
 # public_json writes last (a payload's own "updated_at" can never end the document); RFC 3339 UTC
 # strings of one format sort as their times do, and a negative entry ("") is older than any task.
+# Given a channel, it also publishes the key there, in the same round trip.
 _SET_IF_NEWER = """
 local stored = redis.call('get', KEYS[1])
 if stored and (string.match(stored, '"updated_at":"([^"]*)"}$') or '') > ARGV[2] then return 0 end
 redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[3])
+if ARGV[4] then redis.call('publish', ARGV[4], KEYS[1]) end
 return 1
 """
 
@@ -114,17 +116,19 @@ class CacheSession:
     def set(self, key: str, value: str, *, ttl_ms: int) -> None:
         self.call("set", lambda c: c.set(key, value, px=ttl_ms))
 
-    def set_if_newer(self, key: str, document: dict[str, Any] | None, *, ttl_ms: int) -> bool | None:
-        """Store the document unless Redis holds a newer one: True if stored, False if not, None if Redis failed."""
-        stored = self.call("set", lambda c: c.eval(_SET_IF_NEWER, 1, key, encode(document), version(document), ttl_ms))
+    def set_if_newer(self, key: str, document: dict[str, Any] | None, *, ttl_ms: int,
+                     announce_on: str | None = None) -> bool | None:
+        """Store the document unless Redis holds a newer one: True if stored, False if not, None if Redis failed.
+
+        With `announce_on`, a stored key is also published on that channel.
+        """
+        args = (encode(document), version(document), ttl_ms) + ((announce_on,) if announce_on else ())
+        stored = self.call("set", lambda c: c.eval(_SET_IF_NEWER, 1, key, *args))
         return None if not self.up else bool(stored)
 
     def delete(self, key: str) -> bool:
         """Delete the key; False if Redis could not be asked (the caller may retry later)."""
         return self.call("delete", lambda c: c.delete(key)) is not None
-
-    def publish(self, channel: str, message: str) -> None:
-        self.call("publish", lambda c: c.publish(channel, message))
 
     def try_lock(self, key: str, *, ttl_ms: int) -> str | None:
         """Take the key's lock; return its token, or None if another holds it or Redis failed."""

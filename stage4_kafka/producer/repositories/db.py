@@ -1,21 +1,23 @@
 """The database: one engine per process, and the unit of work every service runs in."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from loguru import logger
-from sqlalchemy import Engine, make_url, text
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy import Connection, Engine, make_url, text
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from common.backends import database_engine, first_line
 from common.errors import ServiceUnavailable
 
 # What an unreachable, locked or overloaded database raises; integrity errors are not in this list.
 _OUTAGES = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+T = TypeVar("T")
 
 
 def engine_options(url: str) -> dict[str, Any]:
@@ -44,12 +46,18 @@ class Database:
 
     def __init__(self) -> None:
         self._engine: Engine | None = None
+        self._reads: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
 
     def configure(self, *, url: str) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
+        for engine in (self._engine, self._reads):
+            if engine is not None:
+                engine.dispose()
         self._engine = database_engine(url, **engine_options(url))
+        # Every 202 asks whether the token's user exists: on a pool of its own in autocommit, that is one
+        # round trip, where a session costs three (the pre-ping, the query, the rollback on return).
+        self._reads = database_engine(url, **{**engine_options(url), "pool_pre_ping": False},
+                                      isolation_level="AUTOCOMMIT", skip_autocommit_rollback=True)
         logger.info("database configured", url=self._engine.url.render_as_string(hide_password=True))
         # Services hand loaded rows to handlers after commit; expiring them would reload per attribute.
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
@@ -79,6 +87,24 @@ class Database:
             # close() rolls back whatever was not committed, and (unlike rollback()) leaves the
             # loaded objects readable, so services can return them.
             session.close()
+
+    def autocommit_read(self, read: Callable[[Connection], T]) -> T:
+        """Run a read-only `read` outside any transaction, in one round trip; 503 if the database is down.
+
+        Without a pre-ping, a pooled connection the server dropped (a restart) fails its statement;
+        SQLAlchemy then discards the pool's older connections, and the read is tried once more.
+        """
+        if self._reads is None:
+            raise RuntimeError("the database is not configured: create_app() configures it")
+        dropped = retry_if_exception(lambda exc: isinstance(exc, DBAPIError) and exc.connection_invalidated)
+        try:
+            for attempt in Retrying(stop=stop_after_attempt(2), retry=dropped, reraise=True):
+                with attempt, self._reads.connect() as connection:
+                    return read(connection)
+        except _OUTAGES as exc:
+            logger.warning("database unavailable", error=first_line(exc))
+            raise DatabaseUnavailable(retry_after=2) from exc
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def ping(self) -> None:
         """Raise unless the database answers."""

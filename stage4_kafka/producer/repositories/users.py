@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,6 @@ def by_username(session: Session, username: str) -> User | None:
     return session.scalars(select(User).where(User.username == username)).one_or_none()
 
 
-def exists(session: Session, user_id: uuid.UUID) -> bool:
+def exists(connection: Connection | Session, user_id: uuid.UUID) -> bool:
     """One primary-key read: whether `user_id` names a user."""
-    return session.scalar(select(User.id).where(User.id == user_id)) is not None
+    return connection.scalar(select(User.id).where(User.id == user_id)) is not None

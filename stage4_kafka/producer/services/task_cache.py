@@ -125,9 +125,10 @@ def remember(*, user_id: uuid.UUID, task_id: uuid.UUID, document: dict[str, Any]
 
     def write() -> bool:
         session = cache.session()
-        stored = session.set_if_newer(key, document, ttl_ms=round(ttl_seconds * 1000))
-        # Other processes drop their copy and read Redis again (our own subscriber may drop ours too: harmless).
-        session.publish(INVALIDATION_CHANNEL, key)
+        # Once stored, other processes are told to drop their copy and read Redis again (our own
+        # subscriber may drop ours too: harmless).
+        stored = session.set_if_newer(key, document, ttl_ms=round(ttl_seconds * 1000),
+                                      announce_on=INVALIDATION_CHANNEL)
         if stored is not None:  # Redis holds this state, or a newer one (then read that from Redis)
             state.local.unpin(key, document)
             if stored is False:

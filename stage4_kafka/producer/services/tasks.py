@@ -187,9 +187,8 @@ def _wait_until_landed(*, user_id: uuid.UUID, task_id: uuid.UUID, status: str | 
 
 def _owner_must_exist_now(user_id: uuid.UUID) -> None:
     """Creates and cancels touch no table, so ask for the owner: a deleted user's token speaks for nobody (401)."""
-    with database.unit_of_work() as session:
-        if not users.exists(session, user_id):
-            raise Unauthorized("The bearer token's user does not exist.")
+    if not database.autocommit_read(lambda connection: users.exists(connection, user_id)):
+        raise Unauthorized("The bearer token's user does not exist.")
 
 
 @contextmanager
