@@ -55,7 +55,7 @@ class Database:
                 engine.dispose()
         self._engine = database_engine(url, **engine_options(url))
         # Every 202 asks whether the token's user exists: on a pool of its own in autocommit, that is one
-        # round trip, where a session costs three (the pre-ping, the query, the rollback on return).
+        # round trip, where a session adds the pre-ping and the rollbacks on close and on return.
         self._reads = database_engine(url, **{**engine_options(url), "pool_pre_ping": False},
                                       isolation_level="AUTOCOMMIT", skip_autocommit_rollback=True)
         logger.info("database configured", url=self._engine.url.render_as_string(hide_password=True))

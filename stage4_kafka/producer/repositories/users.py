@@ -28,6 +28,6 @@ def by_username(session: Session, username: str) -> User | None:
     return session.scalars(select(User).where(User.username == username)).one_or_none()
 
 
-def exists(connection: Connection | Session, user_id: uuid.UUID) -> bool:
+def exists(connection: Connection, user_id: uuid.UUID) -> bool:
     """One primary-key read: whether `user_id` names a user."""
     return connection.scalar(select(User.id).where(User.id == user_id)) is not None
