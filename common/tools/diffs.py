@@ -54,7 +54,7 @@ def stage_diff(old: Stage, new: Stage) -> str:
     """A unified diff of `new` against `old` with stage-relative paths (folder names never show):
     a diffstat first, then code, then tests, then docs; new or rewritten documents are only named."""
     before, after = stage_files(old.path), stage_files(new.path)
-    stat: dict[str, list[str]] = {kind: [] for kind in _KINDS}
+    code_stat: list[str] = []  # the lesson is the code: a line per file; tests and docs are summed
     names: dict[str, list[str]] = {kind: [] for kind in _KINDS}
     counts: dict[str, list[int]] = {kind: [0, 0] for kind in _KINDS}
     bodies: dict[str, list[str]] = {kind: [] for kind in _KINDS}
@@ -69,8 +69,10 @@ def stage_diff(old: Stage, new: Stage) -> str:
         removed = sum(1 for line in diff[2:] if line.startswith("-"))
         totals = [totals[0] + 1, totals[1] + added, totals[2] + removed]
         kind, note = kind_of(name), _summarised(name, old_lines, new_lines, added, removed)
-        bar = "+" * min(added, 40) + "-" * min(removed, 40 - min(added, 40))
-        stat[kind].append(f"#   {name:<40} | {added + removed:5} {bar}" + (f"  ({note.split(',')[0]})" if note else ""))
+        if kind == "code":
+            bar = "+" * min(added, 40) + "-" * min(removed, 40 - min(added, 40))
+            code_stat.append(f"#   {name:<40} | {added + removed:5} {bar}"
+                             + (f"  ({note.split(',')[0]})" if note else ""))
         names[kind].append(name)
         counts[kind] = [counts[kind][0] + added, counts[kind][1] + removed]
         if note:
@@ -82,9 +84,9 @@ def stage_diff(old: Stage, new: Stage) -> str:
               f"# {totals[0]} files changed, {totals[1]} insertions(+), {totals[2]} deletions(-);"
               " below: code, then tests, then docs."]
     for kind in _KINDS:
-        if kind == "code" and stat[kind]:
-            header += [f"# {kind}:", *stat[kind]]
-        elif stat[kind]:  # the lesson is the code: tests and docs get one summary, then their file names
+        if kind == "code" and code_stat:
+            header += [f"# {kind}:", *code_stat]
+        elif kind != "code" and names[kind]:  # one summary, then the file names
             header.append(f"# {kind}: {len(names[kind])} files, {counts[kind][0]} insertions(+), "
                           f"{counts[kind][1]} deletions(-):")
             header += textwrap.wrap(", ".join(names[kind]), 110, initial_indent="#   ", subsequent_indent="#   ",
