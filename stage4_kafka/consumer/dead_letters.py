@@ -9,6 +9,8 @@ ERROR, TOPIC, PARTITION, OFFSET, ATTEMPTS = ("dlq-error", "dlq-original-topic", 
                                              "dlq-original-offset", "dlq-attempts")
 HANDLED, ACTION, REPLAYED_FROM = "dlq-handled", "dlq-action", "dlq-replayed-from"
 DLQ_HEADERS = frozenset({ERROR, TOPIC, PARTITION, OFFSET, ATTEMPTS, HANDLED, ACTION})
+Headers = list[tuple[str, bytes]]
+Record = tuple[bytes | None, bytes | None, Headers]  # key, value, headers
 
 
 @dataclass(frozen=True)
@@ -19,10 +21,10 @@ class Letter:
 
 
 class DeliveryFailed(Exception):
-    """The broker did not acknowledge every dead letter: their offsets must not be committed."""
+    """The broker did not acknowledge every record (a dead letter's offset must then not be committed)."""
 
 
-def letter_headers(letter: Letter) -> list[tuple[str, bytes]]:
+def letter_headers(letter: Letter) -> Headers:
     """The original headers (less any old DLQ ones), then where the message came from and why it failed."""
     message = letter.message
     kept = [(name, value) for name, value in message.headers() or [] if name not in DLQ_HEADERS]
@@ -42,16 +44,21 @@ def producer(bootstrap: str, *, timeout_ms: int) -> Producer:
 
 def send(out: Producer, topic: str, letters: list[Letter], *, timeout: float) -> None:
     """Publish every letter and wait for each acknowledgement; raise DeliveryFailed if any is missing."""
-    failures: list[KafkaError | None] = []
+    deliver(out, topic, [(letter.message.key(), letter.message.value(), letter_headers(letter)) for letter in letters],
+            timeout=timeout)
+
+
+def deliver(out: Producer, topic: str, records: list[Record], *, timeout: float) -> None:
+    """Publish every record and wait for each acknowledgement; raise DeliveryFailed if any is missing."""
+    failures: list[KafkaError] = []
 
     def report(error: KafkaError | None, _message: Message) -> None:
         if error is not None:
             failures.append(error)
 
-    for letter in letters:
-        out.produce(topic, key=letter.message.key(), value=letter.message.value(), headers=letter_headers(letter),
-                    on_delivery=report)
+    for key, value, headers in records:
+        out.produce(topic, key=key, value=value, headers=headers, on_delivery=report)
     pending = out.flush(timeout)
     if failures or pending:
-        raise DeliveryFailed(f"{len(failures)} dead letters refused, {pending} unacknowledged: "
+        raise DeliveryFailed(f"{len(failures)} records refused, {pending} unacknowledged: "
                              f"{failures[0] if failures else 'timed out'}")

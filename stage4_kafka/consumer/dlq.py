@@ -90,11 +90,7 @@ def publish(bootstrap: str, topic: str, *, key: bytes | None, value: bytes | Non
             headers: list[tuple[str, bytes]]) -> None:
     """Produce one record and wait for the broker's acknowledgement."""
     producer = dead_letters.producer(bootstrap, timeout_ms=int(TIMEOUT * 1000))
-    failures: list = []
-    producer.produce(topic, key=key, value=value, headers=headers,
-                     on_delivery=lambda error, _message: failures.append(error) if error else None)
-    if producer.flush(TIMEOUT * 2) or failures:
-        raise KafkaException(failures[0] if failures else "no acknowledgement from the broker")
+    dead_letters.deliver(producer, topic, [(key, value, headers)], timeout=TIMEOUT * 2)
 
 
 def show_line(letter: Letter) -> str:
@@ -190,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         mark(bootstrap, settings.dlq_topic, letter, "discarded")
         print(f"discarded letter {args.offset}")
         return 0
-    except KafkaException as exc:
+    except (KafkaException, dead_letters.DeliveryFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -10,8 +10,7 @@ from typing import Any
 
 from common.ids import parse_uuid
 
-CREATED, CANCELED = "task.created", "task.canceled"
-VERSION = 1
+from ..producer.services.events import CANCELED, CREATED, VERSION  # the format's one definition
 _TYPE = re.compile(r"[a-z0-9_.-]{1,64}")  # the API's rule for a task type (handlers/schemas.py)
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")

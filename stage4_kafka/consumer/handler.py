@@ -17,18 +17,15 @@ from typing import TypeVar
 from confluent_kafka import Message, Producer
 from loguru import logger
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_never, wait_exponential
 
 from common.backends import first_line
 
+from ..producer.repositories.db import OUTAGES
 from . import dead_letters, persist
 from .dead_letters import Letter
 from .events import Event, Poison, decode
 
-# What an unreachable, locked or overloaded database raises; integrity and data errors are not in this list.
-TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 BACKOFF = wait_exponential(multiplier=0.1, max=5)  # 0.1, 0.2, 0.4, 0.8, ... s, at most 5 s between attempts
 DLQ_ACK_SECONDS = 10
 
@@ -90,17 +87,17 @@ class BatchHandler:
     def _attempt(self, events: list[Event]) -> tuple[dict[int, str], int]:
         """persist.land() in one transaction, with the retry policy above; return its refusals and the attempts."""
         while True:
-            retrying = Retrying(retry=retry_if_exception_type(TRANSIENT), stop=stop_after_attempt(self.max_attempts),
+            retrying = Retrying(retry=retry_if_exception_type(OUTAGES), stop=stop_after_attempt(self.max_attempts),
                                 wait=BACKOFF, sleep=self._sleep, before_sleep=_warn("transient database error"),
                                 reraise=True)
             try:
                 return retrying(self._transaction, events), retrying.statistics.get("attempt_number", 1)
-            except TRANSIENT as exc:
+            except OUTAGES as exc:
                 if self._database_answers():
                     exc.attempts = retrying.statistics.get("attempt_number", 1)  # type: ignore[attr-defined]
                     raise
                 logger.warning("database unavailable; waiting for it", error=first_line(exc))
-                self._retry_forever(self._ping, TRANSIENT, "database still unavailable")
+                self._retry_forever(self._ping, OUTAGES, "database still unavailable")
 
     def _transaction(self, events: list[Event]) -> dict[int, str]:
         with self.engine.begin() as conn:
@@ -113,7 +110,7 @@ class BatchHandler:
     def _database_answers(self) -> bool:
         try:
             self._ping()
-        except TRANSIENT:
+        except OUTAGES:
             return False
         return True
 

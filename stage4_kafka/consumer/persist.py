@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Engine, bindparam, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlalchemy.dialects import mysql, sqlite
 
 from common.models import IdempotencyKey, Task, TaskStatus, User
@@ -54,23 +54,6 @@ def land(conn: Connection, events: Sequence[Event]) -> dict[int, str]:
         known = [e for i, e in cancels if i not in refused]
         if known:
             conn.execute(_CANCEL, [{"b_id": e.task_id, "b_user": e.user_id, "b_at": e.updated_at} for e in known])
-    return refused
-
-
-def persist_events(engine: Engine, events: Sequence[Event], *, batched: bool = True) -> dict[int, str]:
-    """Land `events` in one transaction (batched), or in one transaction each; return what was refused.
-
-    The benchmark's two ways of landing the same events; the consumer itself calls land() per batch.
-    """
-    if batched:
-        with engine.begin() as conn:
-            return land(conn, events)
-    refused = {}
-    for index, event in enumerate(events):
-        with engine.begin() as conn:
-            reason = land(conn, [event]).get(0)
-        if reason is not None:
-            refused[index] = reason
     return refused
 
 

@@ -16,7 +16,7 @@ from common.backends import database_engine, first_line
 from common.errors import ServiceUnavailable
 
 # What an unreachable, locked or overloaded database raises; integrity errors are not in this list.
-_OUTAGES = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+OUTAGES = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 T = TypeVar("T")
 
 
@@ -80,7 +80,7 @@ class Database:
         session = self._sessions()
         try:
             yield session
-        except _OUTAGES as exc:
+        except OUTAGES as exc:
             logger.warning("database unavailable", error=first_line(exc))
             raise DatabaseUnavailable(retry_after=2) from exc
         finally:
@@ -101,7 +101,7 @@ class Database:
             for attempt in Retrying(stop=stop_after_attempt(2), retry=dropped, reraise=True):
                 with attempt, self._reads.connect() as connection:
                     return read(connection)
-        except _OUTAGES as exc:
+        except OUTAGES as exc:
             logger.warning("database unavailable", error=first_line(exc))
             raise DatabaseUnavailable(retry_after=2) from exc
         raise AssertionError("unreachable: the last attempt returns or raises")

@@ -40,23 +40,21 @@ def cached(session: CacheSession, *, user_id: uuid.UUID, key: str) -> Record | N
 def claim(session: CacheSession, *, user_id: uuid.UUID, key: str, request_hash: str, token: str,
           ttl_seconds: int) -> bool | None:
     """Take the key for one request (SET NX EX); None if Redis failed."""
-    value = _encode({"state": IN_FLIGHT, "request_hash": request_hash, "token": token})
-    return session.claim(record_key(user_id, key), value, ttl_seconds=ttl_seconds)
+    return session.claim(record_key(user_id, key), _in_flight(request_hash, token), ttl_seconds=ttl_seconds)
 
 
 def unsettle(session: CacheSession, *, user_id: uuid.UUID, key: str, request_hash: str, token: str,
              task: dict[str, Any], ttl_seconds: int) -> None:
     """Give the key back after a 503, remembering the task we tried to publish: replace our claim, and only ours."""
-    claimed = _encode({"state": IN_FLIGHT, "request_hash": request_hash, "token": token})
     value = _encode({"state": UNSETTLED, "request_hash": request_hash, "task": task})
-    session.swap(record_key(user_id, key), claimed, value, ttl_seconds=ttl_seconds)
+    session.swap(record_key(user_id, key), _in_flight(request_hash, token), value, ttl_seconds=ttl_seconds)
 
 
 def take_over(session: CacheSession, *, user_id: uuid.UUID, key: str, found: Record, request_hash: str,
               token: str, ttl_seconds: int) -> bool | None:
     """Claim a key whose last request got a 503 (only if its record is still the one we read); None if Redis failed."""
-    claimed = _encode({"state": IN_FLIGHT, "request_hash": request_hash, "token": token})
-    return session.swap(record_key(user_id, key), _encode(found), claimed, ttl_seconds=ttl_seconds)
+    return session.swap(record_key(user_id, key), _encode(found), _in_flight(request_hash, token),
+                        ttl_seconds=ttl_seconds)
 
 
 def store_answer(session: CacheSession, *, user_id: uuid.UUID, key: str, request_hash: str, status_code: int,
@@ -75,6 +73,11 @@ def landed(session: Session, *, user_id: uuid.UUID, key: str, now: datetime) -> 
         return None
     return {"state": DONE, "request_hash": row.request_hash, "status_code": row.status_code,
             "body": row.response_body}
+
+
+def _in_flight(request_hash: str, token: str) -> str:
+    """The claim of one request, as stored: a swap finds it only if it is still this very claim."""
+    return _encode({"state": IN_FLIGHT, "request_hash": request_hash, "token": token})
 
 
 def _encode(record: Record) -> str:

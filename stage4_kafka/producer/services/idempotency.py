@@ -19,7 +19,7 @@ from common.timeutil import rfc3339, utcnow
 
 from ..config import Settings
 from ..repositories import idempotency as records
-from ..repositories.cache import cache
+from ..repositories.cache import CacheSession, cache
 from ..repositories.db import database
 
 HEADER = "Idempotency-Key"
@@ -84,20 +84,24 @@ def begin(*, user_id: uuid.UUID, key: str, request_hash: str) -> Replay | Claim:
             if taken:
                 return Claim(user_id, key, request_hash, token)
             # Another request claimed it between our read and our claim: answer as for its record.
-            found = records.cached(session, user_id=user_id, key=key) or {"state": records.IN_FLIGHT,
-                                                                         "request_hash": request_hash}
+            found = _reread(session, user_id=user_id, key=key, request_hash=request_hash)
     if found is not None and found["state"] == records.UNSETTLED and session.up:
         token = secrets.token_hex(8)
         if records.take_over(session, user_id=user_id, key=key, found=found, request_hash=request_hash, token=token,
                              ttl_seconds=settings().idempotency_in_flight_seconds):
             same = found["request_hash"] == request_hash  # another body is another request: a new task
             return Claim(user_id, key, request_hash, token, found["task"] if same else None)
-        found = records.cached(session, user_id=user_id, key=key) or {"state": records.IN_FLIGHT,
-                                                                     "request_hash": request_hash}
+        found = _reread(session, user_id=user_id, key=key, request_hash=request_hash)
     if not session.up:
         # Without Redis no claim can be taken, so two retries could both publish: refuse instead.
         raise ServiceUnavailable("The idempotency store is unavailable; retry later.", retry_after=1)
     return _answer(found, request_hash)
+
+
+def _reread(session: CacheSession, *, user_id: uuid.UUID, key: str, request_hash: str) -> records.Record:
+    """The key's record after another request changed it under us; gone already, it was in flight (409)."""
+    return records.cached(session, user_id=user_id, key=key) or {"state": records.IN_FLIGHT,
+                                                                "request_hash": request_hash}
 
 
 def _answer(found: records.Record, request_hash: str) -> Replay:
