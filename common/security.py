@@ -6,27 +6,41 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import jwt
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()  # argon2-cffi's RFC 9106 low-memory profile: slow on purpose
-# Verified when the username is unknown, so both failures cost the same time (no user enumeration).
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+# Argon2id cost profiles, by the name a PASSWORD_HASH_PROFILE setting gives.
+PASSWORD_HASH_PROFILES = {
+    # argon2-cffi's default: RFC 9106's low-memory recommendation (64 MiB, 3 passes), slow on purpose.
+    "rfc9106-low-memory": profiles.RFC_9106_LOW_MEMORY,
+    # The least work Argon2id can do: for test suites that register hundreds of users. Prod refuses it.
+    "cheapest": profiles.CHEAPEST,
+}
+DEFAULT_PASSWORD_HASH_PROFILE = "rfc9106-low-memory"
+
+
+class Passwords:
+    """Salted Argon2id hashes at one cost profile."""
+
+    def __init__(self, profile: str = DEFAULT_PASSWORD_HASH_PROFILE) -> None:
+        self.profile = profile
+        self._hasher = PasswordHasher.from_parameters(PASSWORD_HASH_PROFILES[profile])
+        # Verified when the username is unknown, so both failures cost the same time (no user enumeration).
+        self._dummy_hash = self._hasher.hash("not-a-real-password")
+
+    def hash(self, password: str) -> str:
+        """Return a salted Argon2id hash of the password."""
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        """Check a password against a stored hash; with no hash, burn the same time and fail."""
+        try:
+            return self._hasher.verify(password_hash or self._dummy_hash, password) and password_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
 
 JWT_ALGORITHM = "HS256"
-
-
-def hash_password(password: str) -> str:
-    """Return a salted Argon2id hash of the password."""
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str | None, password: str) -> bool:
-    """Check a password against a stored hash; with no hash, burn the same time and fail."""
-    try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 @dataclass(frozen=True)

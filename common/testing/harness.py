@@ -342,8 +342,9 @@ class Harness:
 
     # -- services ------------------------------------------------------------------------------
     def service_env(self, stage: Stage) -> dict[str, str]:
-        # ENV_FILE empty: a developer's .env must not leak into the services under test.
-        env: dict[str, str] = {"JWT_SECRET": self.jwt_secret, "ENV_FILE": ""}
+        # ENV_FILE empty: a developer's .env must not leak into the services under test. The suite
+        # registers hundreds of users: each hash at the production cost would take a core for 0.1-0.2 s.
+        env: dict[str, str] = {"JWT_SECRET": self.jwt_secret, "ENV_FILE": "", "PASSWORD_HASH_PROFILE": "cheapest"}
         # The broker is chosen per service (see service_broker); the others are shared.
         for kind, backend in self.backends(tuple(k for k in stage.backends if k != "broker")).items():
             env.update(backend.env)

@@ -4,21 +4,34 @@ from datetime import datetime, timedelta, timezone
 import jwt
 import pytest
 
-from common.security import TokenError, decode_token, hash_password, issue_token, verify_password
+from common.security import PASSWORD_HASH_PROFILES, Passwords, TokenError, decode_token, issue_token
 
 SECRET = "s" * 64
 
 
-def test_password_hash_is_salted_argon2id_and_verifies():
-    first, second = hash_password("correct horse"), hash_password("correct horse")
+@pytest.mark.parametrize("profile", sorted(PASSWORD_HASH_PROFILES))
+def test_password_hash_is_salted_argon2id_and_verifies(profile):
+    passwords = Passwords(profile)
+    first, second = passwords.hash("correct horse"), passwords.hash("correct horse")
     assert first.startswith("$argon2id$") and first != second
-    assert verify_password(first, "correct horse")
-    assert not verify_password(first, "wrong horse")
+    assert passwords.verify(first, "correct horse")
+    assert not passwords.verify(first, "wrong horse")
+
+
+def test_the_default_profile_is_rfc_9106_low_memory():
+    assert Passwords().hash("x").startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+
+def test_a_hash_made_at_one_cost_verifies_at_another():
+    """A service restarted with another profile still logs in the users it registered before."""
+    stored = Passwords("cheapest").hash("correct horse")
+    assert Passwords().verify(stored, "correct horse")
 
 
 def test_verify_without_a_hash_fails_even_for_the_dummy_password():
-    assert not verify_password(None, "not-a-real-password")
-    assert not verify_password("garbage", "anything")
+    passwords = Passwords("cheapest")
+    assert not passwords.verify(None, "not-a-real-password")
+    assert not passwords.verify("garbage", "anything")
 
 
 def test_token_round_trip_carries_subject_and_unique_jti():

@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import Flask
 
+from common.security import Passwords
+
 from . import router
 from .config import load_config
 from .repositories import db
@@ -18,5 +20,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     if overrides:
         app.config.update(overrides)
     db.database.configure(url=app.config["DATABASE_URL"])
+    app.extensions["passwords"] = Passwords(app.config["PASSWORD_HASH_PROFILE"])
     router.init_app(app)
     return app

@@ -4,6 +4,8 @@ from __future__ import annotations
 from flask import Flask
 from loguru import logger
 
+from common.security import Passwords
+
 from . import logs, router
 from .config import Settings, load_settings
 from .repositories import db
@@ -15,6 +17,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(DEBUG=settings.debug, MAX_CONTENT_LENGTH=64 * 1024)  # 413 past 64 KiB of body
     app.extensions["settings"] = settings
+    app.extensions["passwords"] = Passwords(settings.password_hash_profile)
     db.database.configure(url=settings.database_url)
     logs.init_app(app, settings)
     router.init_app(app)

@@ -9,6 +9,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from common.security import DEFAULT_PASSWORD_HASH_PROFILE
+
 # Good enough for a laptop; refused in prod.
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789abcdef"
 MIN_PROD_SECRET_LENGTH = 32
@@ -24,6 +26,8 @@ class Settings(BaseSettings):
     database_url: str = Field(min_length=1)
     jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), min_length=16)
     access_token_ttl_seconds: int = Field(900, ge=60, le=86_400)
+    # Argon2id's cost, a profile of common/security.py: strong by default; a test suite may ask for "cheapest".
+    password_hash_profile: Literal["rfc9106-low-memory", "cheapest"] = DEFAULT_PASSWORD_HASH_PROFILE
     debug: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] | None = None
@@ -89,6 +93,9 @@ def production_problems(settings: Settings) -> list[tuple[str, str]]:
         problems.append(("DATABASE_URL", "is SQLite, which prod refuses; point it at MySQL/MariaDB"))
     if settings.debug:
         problems.append(("DEBUG", "is on; prod refuses debug mode"))
+    if settings.password_hash_profile != DEFAULT_PASSWORD_HASH_PROFILE:
+        problems.append(("PASSWORD_HASH_PROFILE", f"is below {DEFAULT_PASSWORD_HASH_PROFILE}, a cost for test "
+                                                  "suites; prod refuses it"))
     return problems
 
 

@@ -19,13 +19,15 @@ from .design_notes import access_fields, documented_defaults, record_fields, set
 
 SAFE_SECRET = "a-production-grade-secret-of-more-than-32-characters"
 PROBES = Path(__file__).parent / "probes"
+# A prod service: the harness's services hash passwords at the cheapest cost, which prod refuses.
+PROD = {"APP_ENV": "prod", "JWT_SECRET": SAFE_SECRET, "PASSWORD_HASH_PROFILE": None}
 
 
-def json_env(database) -> dict[str, str]:
+def json_env(database) -> dict[str, str | None]:
     """prod (JSON by default) where the database allows it; prod refuses SQLite, so there the documented LOG_FORMAT."""
     if database.engine.dialect.name == "sqlite":
         return {"LOG_FORMAT": "json"}
-    return {"APP_ENV": "prod", "JWT_SECRET": SAFE_SECRET}
+    return dict(PROD)
 
 
 def parse_lines(text: str) -> list[dict]:
@@ -186,8 +188,7 @@ def prod_without_database(harness, request):
     """A prod service (JSON by default) whose DSN carries a password and points at a closed port; stopped."""
     password = f"dsn-pw-{uuid.uuid4().hex}"
     dsn = f"mysql+pymysql://producer:{password}@127.0.0.1:{free_port()}/producer"
-    service = launch_once(harness, request, {"APP_ENV": "prod", "JWT_SECRET": SAFE_SECRET, "DATABASE_URL": dsn,
-                                             "LOG_FORMAT": None})
+    service = launch_once(harness, request, {**PROD, "DATABASE_URL": dsn, "LOG_FORMAT": None})
     client = service.client()
     # The statuses are S0-AC8's and S1-AC15's business; here the requests only make the driver fail.
     client.get("/readyz")

@@ -59,6 +59,7 @@ def test_a_missing_required_setting_stops_the_start_naming_it(launch):
     ("LOG_FORMAT", "xml"),
     ("DEBUG", "maybe"),
     ("DATABASE_URL", "not a url"),
+    ("PASSWORD_HASH_PROFILE", "md5"),
     ("JWT_SECRET", ""),
 ])
 def test_a_malformed_setting_stops_the_start_naming_it(launch, name, value):
@@ -75,9 +76,10 @@ def test_a_malformed_setting_stops_the_start_naming_it(launch, name, value):
     ({"JWT_SECRET": SHORT_PROD_SECRET}, "JWT_SECRET"),
     ({"DATABASE_URL": "sqlite:////tmp/prod.sqlite3"}, "DATABASE_URL"),
     ({"DEBUG": "true"}, "DEBUG"),
-], ids=["default-secret", "short-secret", "sqlite", "debug"])
+    ({"PASSWORD_HASH_PROFILE": "cheapest"}, "PASSWORD_HASH_PROFILE"),
+], ids=["default-secret", "short-secret", "sqlite", "debug", "cheap-password-hash"])
 def test_prod_refuses_insecure_defaults(launch, env, name):
-    base = {"APP_ENV": "prod", "JWT_SECRET": SAFE_SECRET,
+    base = {"APP_ENV": "prod", "JWT_SECRET": SAFE_SECRET, "PASSWORD_HASH_PROFILE": None,
             "DATABASE_URL": "mysql+pymysql://producer:pw@127.0.0.1:3306/producer"}
     lines = start_and_expect_exit(launch, {**base, **env})
     assert lines_naming(lines, name), f"{name} is not named:\n" + "\n".join(lines)

@@ -26,14 +26,16 @@ def token_policy() -> auth.TokenPolicy:
 @bp.post("/users")
 def register():
     body = parse_body(Credentials)
-    user = auth.register(username=body.username, password=body.password)
+    user = auth.register(username=body.username, password=body.password,
+                         passwords=current_app.extensions["passwords"])
     return user_json(user), 201
 
 
 @bp.post("/auth/login")
 def login():
     body = parse_body(Credentials)
-    token = auth.login(username=body.username, password=body.password, policy=token_policy())
+    token = auth.login(username=body.username, password=body.password,
+                       passwords=current_app.extensions["passwords"], policy=token_policy())
     return {"access_token": token.value, "token_type": "Bearer", "expires_in": token.expires_in}
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from common.errors import InvalidCredentials, Unauthorized, UsernameTaken
 from common.models import User
-from common.security import TokenError, decode_token, hash_password, issue_token, verify_password
+from common.security import Passwords, TokenError, decode_token, issue_token
 
 from ..repositories import users
 from ..repositories.db import database
@@ -25,9 +25,9 @@ class AccessToken:
     expires_in: int
 
 
-def register(*, username: str, password: str) -> User:
+def register(*, username: str, password: str, passwords: Passwords) -> User:
     """Create a user; raise UsernameTaken if the name is in use."""
-    password_hash = hash_password(password)  # slow on purpose: hash before the transaction opens
+    password_hash = passwords.hash(password)  # slow on purpose: hash before the transaction opens
     with database.unit_of_work() as session:
         try:
             user = users.add(session, User(username=username, password_hash=password_hash))
@@ -37,11 +37,11 @@ def register(*, username: str, password: str) -> User:
     return user
 
 
-def login(*, username: str, password: str, policy: TokenPolicy) -> AccessToken:
+def login(*, username: str, password: str, passwords: Passwords, policy: TokenPolicy) -> AccessToken:
     """Issue an access token; unknown user and wrong password fail the same way, in the same time."""
     with database.unit_of_work() as session:
         user = users.by_username(session, username)
-    verified = verify_password(user.password_hash if user else None, password)  # same cost either way
+    verified = passwords.verify(user.password_hash if user else None, password)  # same cost either way
     if user is None or not verified:
         raise InvalidCredentials()
     token = issue_token(user_id=user.id, secret=policy.secret, ttl=policy.ttl)
