@@ -130,18 +130,26 @@ class ConsumerProcess:
 
 def stop_process_group(process: subprocess.Popen[str] | None, *, grace: float = 10.0) -> int | None:
     """SIGTERM the leader (gunicorn stops its workers gracefully), then SIGKILL the group if needed."""
-    if not process:
-        return None
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+    return stop_process_groups([process], grace=grace)[0]
+
+
+def stop_process_groups(processes: list[subprocess.Popen[str] | None], *, grace: float = 10.0) -> list[int | None]:
+    """stop_process_group for several at once: all are signalled before any is waited for, so their
+    graceful stops overlap instead of adding up."""
+    running = [process for process in processes if process is not None]
+    for process in running:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in running:
         try:
-            process.wait(grace)
+            process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    try:  # a worker orphaned by a crashed leader still belongs to the group
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return process.returncode
+        try:  # a worker orphaned by a crashed leader still belongs to the group
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return [process.returncode if process else None for process in processes]
 

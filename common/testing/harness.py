@@ -24,7 +24,7 @@ from tenacity import Retrying, stop_after_delay, wait_fixed
 from ..backends import ENV_VARS, Backend, BackendUnavailable, EmbeddedBroker, database_engine
 from ..broker import BrokerControl, committed_offsets, end_offsets
 from ..runner import prepare_backends
-from ..service import ConsumerProcess, ServiceProcess, free_port, package_pythonpath
+from ..service import ConsumerProcess, ServiceProcess, free_port, package_pythonpath, stop_process_groups
 from ..stages import Stage, StagePackage
 from .chaos import MysqlQueryLog, TcpProxy
 
@@ -274,10 +274,15 @@ class RunningService:
         """Everything the consumer printed so far."""
         return self.consumer_log.read_text(encoding="utf-8", errors="replace") if self.consumer_log else ""
 
+    @property
+    def processes(self) -> list[subprocess.Popen[str]]:
+        """The process groups this service runs: gunicorn's, and the consumer's where it has one."""
+        return [p.process for p in (self.process, self.consumer) if p is not None and p.process is not None]
+
     def stop(self) -> int | None:
-        if self.consumer:
-            self.consumer.stop()
-        return self.process.stop() if self.process else None
+        """Stop gunicorn and the consumer together; gunicorn's exit code."""
+        stop_process_groups(self.processes)
+        return self.process.process.returncode if self.process and self.process.process else None
 
 
 class Harness:
@@ -296,8 +301,7 @@ class Harness:
         self._unavailable: BackendUnavailable | None = None
 
     def close(self) -> None:
-        for service in self._shared.values():
-            service.stop()
+        stop_process_groups([p for service in self._shared.values() for p in service.processes])
         if self._database:
             self._database.engine.dispose()
         if self._cache:
@@ -362,13 +366,22 @@ class Harness:
 
     def launch(self, stage: Stage, *, env: dict[str, str | None] | None = None, wait: bool = True,
                name: str | None = None) -> RunningService:
-        """Start a service of `stage` (the IMPL package if one was given); the caller stops it."""
+        """Start a service of `stage` (the IMPL package if one was given); the caller stops it.
+
+        With `wait`, it is healthy and its consumer runs on return; without, it was only started.
+        """
         if self.target:
             return RunningService(self.target, stage)
         package = self.impl or StagePackage.load(stage.path)
         port = free_port()
-        broker = self.service_broker(stage, package, port) if "broker" in stage.backends else None
-        broker_env = {ENV_VARS["broker"]: broker.bootstrap} if broker else {}
+        broker, broker_env = None, {}
+        if "broker" in stage.backends and wait:
+            broker = self.service_broker(stage, package, port)
+            broker_env = {ENV_VARS["broker"]: broker.bootstrap}
+        elif "broker" in stage.backends:
+            # Not waited for: a start that should stop at its settings check. A mock cluster would cost
+            # more than that start; a service that starts anyway answers /healthz without a broker.
+            broker_env = {ENV_VARS["broker"]: f"127.0.0.1:{free_port()}"}
         full_env = {**self.service_env(stage), **broker_env, **(env or {})}
         log_file = self.work_dir / "logs" / f"{name or package.name}-{port}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
