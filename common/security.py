@@ -23,7 +23,6 @@ class Passwords:
     """Salted Argon2id hashes at one cost profile."""
 
     def __init__(self, profile: str = DEFAULT_PASSWORD_HASH_PROFILE) -> None:
-        self.profile = profile
         self._hasher = PasswordHasher.from_parameters(PASSWORD_HASH_PROFILES[profile])
         # Verified when the username is unknown, so both failures cost the same time (no user enumeration).
         self._dummy_hash = self._hasher.hash("not-a-real-password")
