@@ -4,25 +4,27 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Literal
 
 import jwt
-from argon2 import PasswordHasher, profiles
+from argon2 import Parameters, PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
 # Argon2id cost profiles, by the name a PASSWORD_HASH_PROFILE setting gives.
-PASSWORD_HASH_PROFILES = {
+PasswordHashProfile = Literal["rfc9106-low-memory", "cheapest"]
+PASSWORD_HASH_PROFILES: dict[PasswordHashProfile, Parameters] = {
     # argon2-cffi's default: RFC 9106's low-memory recommendation (64 MiB, 3 passes), slow on purpose.
     "rfc9106-low-memory": profiles.RFC_9106_LOW_MEMORY,
     # The least work Argon2id can do: for test suites that register hundreds of users. Prod refuses it.
     "cheapest": profiles.CHEAPEST,
 }
-DEFAULT_PASSWORD_HASH_PROFILE = "rfc9106-low-memory"
+DEFAULT_PASSWORD_HASH_PROFILE: PasswordHashProfile = "rfc9106-low-memory"
 
 
 class Passwords:
     """Salted Argon2id hashes at one cost profile."""
 
-    def __init__(self, profile: str = DEFAULT_PASSWORD_HASH_PROFILE) -> None:
+    def __init__(self, profile: PasswordHashProfile = DEFAULT_PASSWORD_HASH_PROFILE) -> None:
         self._hasher = PasswordHasher.from_parameters(PASSWORD_HASH_PROFILES[profile])
         # Verified when the username is unknown, so both failures cost the same time (no user enumeration).
         self._dummy_hash = self._hasher.hash("not-a-real-password")

@@ -1,10 +1,12 @@
 import uuid
 from datetime import datetime, timedelta, timezone
+from typing import get_args
 
 import jwt
 import pytest
 
-from common.security import PASSWORD_HASH_PROFILES, Passwords, TokenError, decode_token, issue_token
+from common.security import (PASSWORD_HASH_PROFILES, PasswordHashProfile, Passwords, TokenError, decode_token,
+                             issue_token)
 
 SECRET = "s" * 64
 
@@ -16,6 +18,10 @@ def test_password_hash_is_salted_argon2id_and_verifies(profile):
     assert first.startswith("$argon2id$") and first != second
     assert passwords.verify(first, "correct horse")
     assert not passwords.verify(first, "wrong horse")
+
+
+def test_the_settings_type_names_exactly_the_profiles_there_are():
+    assert set(get_args(PasswordHashProfile)) == set(PASSWORD_HASH_PROFILES)
 
 
 def test_the_default_profile_is_rfc_9106_low_memory():

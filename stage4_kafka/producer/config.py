@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from common.backends import mask_url
-from common.security import DEFAULT_PASSWORD_HASH_PROFILE
+from common.security import DEFAULT_PASSWORD_HASH_PROFILE, PasswordHashProfile
 
 # Good enough for a laptop; refused in prod.
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789abcdef"
@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), min_length=16)
     access_token_ttl_seconds: int = Field(900, ge=60, le=86_400)
     # Argon2id's cost, a profile of common/security.py: strong by default; a test suite may ask for "cheapest".
-    password_hash_profile: Literal["rfc9106-low-memory", "cheapest"] = DEFAULT_PASSWORD_HASH_PROFILE
+    password_hash_profile: PasswordHashProfile = DEFAULT_PASSWORD_HASH_PROFILE
     debug: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] | None = None
