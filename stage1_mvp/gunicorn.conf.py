@@ -1,5 +1,7 @@
 """Gunicorn settings for this stage; `make stageN`, the tests and `make bench` all use them."""
+import importlib
 import os
+from pathlib import Path
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Threads let one worker overlap requests that wait on the database; two processes use both cores.
@@ -19,3 +21,10 @@ errorlog = "-"
 # gunicorn's control socket lives at one path per user; several instances (tests, bench) would fight over it.
 control_socket_disable = True
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "warning")
+
+
+def worker_exit(server, worker):  # noqa: ARG001 - gunicorn hook signature
+    # Runs in the worker as it exits: its app's pooled connections are closed, not dropped with the process.
+    app = getattr(worker, "wsgi", None)  # absent if the app failed to load
+    if app is not None:
+        importlib.import_module(f"{Path(__file__).resolve().parent.name}.producer").close_app(app)

@@ -34,6 +34,10 @@ loglevel = settings.log_level.lower()
 
 
 def worker_exit(server, worker):  # noqa: ARG001 - gunicorn hook signature
+    # Runs in the worker as it exits: its app's pooled connections are closed, not dropped with the process.
+    app = getattr(worker, "wsgi", None)  # absent if the app failed to load
+    if app is not None:
+        importlib.import_module(_producer).close_app(app)
     logger.info("worker stopped", pid=worker.pid)
 
 

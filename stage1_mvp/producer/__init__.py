@@ -1,4 +1,4 @@
-"""The producer service: `create_app()` is the application factory gunicorn serves."""
+"""The producer service: `create_app()` is the application factory gunicorn serves; `close_app()` undoes it."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -6,20 +6,22 @@ from typing import Any
 
 from flask import Flask
 
-from common.security import Passwords
-
 from . import router
 from .config import load_config
-from .repositories import db
+from .runtime import Runtime
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app: configuration, then extensions, then routes."""
+    """Build the app: configuration, then its runtime (every dependency, in one place), then routes."""
     app = Flask(__name__)
     app.config.from_mapping(load_config())
     if overrides:
         app.config.update(overrides)
-    db.database.configure(url=app.config["DATABASE_URL"])
-    app.extensions["passwords"] = Passwords(app.config["PASSWORD_HASH_PROFILE"])
+    app.extensions["runtime"] = Runtime.start(app.config)
     router.init_app(app)
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Close what create_app() opened; gunicorn calls this in each worker as it exits."""
+    app.extensions.pop("runtime").close()

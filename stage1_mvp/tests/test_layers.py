@@ -103,9 +103,12 @@ def imports_of(path: Path, package: list[str]) -> list[Import]:
 
 
 def module_file(module: str, producer: Path) -> Path | None:
-    """The source file of a stage or common/ module; None for third-party (and unknown) modules."""
+    """The source file of a stage or common/ module; None for third-party (and unknown) modules.
+
+    A stage-level module beside producer/ (`<stage package>.x`) is read from the stage's folder.
+    """
     parts = module.split(".")
-    roots = {"producer": producer, "common": COMMON}
+    roots = {"producer": producer, "common": COMMON, STAGE_ROOT: producer.parent}
     if parts[0] not in roots:
         return None
     base = roots[parts[0]].joinpath(*parts[1:])
@@ -117,7 +120,8 @@ def module_file(module: str, producer: Path) -> Path | None:
 
 @cache
 def _imports_of_file(path: Path, producer: Path) -> tuple[Import, ...]:
-    root, top = (producer, "producer") if path.is_relative_to(producer) else (COMMON, "common")
+    root, top = ((producer, "producer") if path.is_relative_to(producer)
+                 else (producer.parent, STAGE_ROOT) if path.is_relative_to(producer.parent) else (COMMON, "common"))
     return tuple(imports_of(path, package_of(path, root, top)))
 
 

@@ -1,25 +1,26 @@
-"""The producer service: `create_app()` is the application factory gunicorn serves."""
+"""The producer service: `create_app()` is the application factory gunicorn serves; `close_app()` undoes it."""
 from __future__ import annotations
 
 from flask import Flask
 from loguru import logger
 
-from common.security import Passwords
-
 from . import logs, router
 from .config import Settings, load_settings
-from .repositories import db
+from .runtime import Runtime
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the app: settings, then extensions, then routes."""
+    """Build the app: settings, then its runtime (every dependency, in one place), then routes."""
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config.update(DEBUG=settings.debug, MAX_CONTENT_LENGTH=64 * 1024)  # 413 past 64 KiB of body
-    app.extensions["settings"] = settings
-    app.extensions["passwords"] = Passwords(settings.password_hash_profile)
-    db.database.configure(url=settings.database_url)
+    app.extensions["runtime"] = Runtime.start(settings)
     logs.init_app(app, settings)
     router.init_app(app)
     logger.info("app ready", profile=settings.app_env)
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Close what create_app() opened; gunicorn calls this in each worker as it exits."""
+    app.extensions.pop("runtime").close()

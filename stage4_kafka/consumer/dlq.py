@@ -28,7 +28,7 @@ from pydantic_settings import BaseSettings
 
 from common.timeutil import rfc3339
 
-from ..producer.config import Settings
+from ..shared.settings import SharedSettings
 from . import dead_letters
 from .dead_letters import ACTION, ATTEMPTS, ERROR, HANDLED, OFFSET, PARTITION, REPLAYED_FROM, TOPIC
 
@@ -40,10 +40,10 @@ TIMEOUT = 10.0
 class ToolSettings(BaseSettings):
     """The three settings the tool needs, read as the service reads its own (no database, no cache)."""
 
-    model_config = Settings.model_config
+    model_config = SharedSettings.model_config
     kafka_bootstrap_servers: str | None = None
-    task_topic: str = Settings.model_fields["task_topic"].default
-    dlq_topic: str = Settings.model_fields["dlq_topic"].default
+    task_topic: str = SharedSettings.model_fields["task_topic"].default
+    dlq_topic: str = SharedSettings.model_fields["dlq_topic"].default
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from common.backends import first_line
 
-from ..producer.repositories.db import OUTAGES
+from ..shared.database import OUTAGES
+from ..shared.events import Event, Poison, decode
 from . import dead_letters, persist
 from .dead_letters import Letter
-from .events import Event, Poison, decode
 
 BACKOFF = wait_exponential(multiplier=0.1, max=5)  # 0.1, 0.2, 0.4, 0.8, ... s, at most 5 s between attempts
 DLQ_ACK_SECONDS = 10

@@ -10,17 +10,17 @@ from loguru import logger
 
 from common.backends import database_engine
 
-from ..producer import logs
-from ..producer.config import Settings, settings_or_exit
-from ..producer.repositories.db import engine_options
+from ..shared import logs
+from ..shared.database import engine_options
 from . import dead_letters
+from .config import ConsumerSettings, settings_or_exit
 from .handler import BatchHandler, Stopping
 
 IDLE_POLL_SECONDS = 0.5  # how long one wait for a first message blocks: bounds how late SIGTERM is noticed
 READY_SECONDS = 0.01  # after the first message, a round that brings nothing in this long ends the batch
 
 
-def kafka_consumer(settings: Settings) -> Consumer:
+def kafka_consumer(settings: ConsumerSettings) -> Consumer:
     """A group member that commits only what it landed (no auto-commit) and reads a new group from the start."""
     return Consumer({
         "bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": settings.consumer_group,
@@ -73,7 +73,7 @@ def commit(consumer: Consumer, batch: list[Message]) -> None:
         logger.warning("offset commit refused; the batch will be delivered again", error=str(exc))
 
 
-def run(settings: Settings, stopping: threading.Event) -> None:
+def run(settings: ConsumerSettings, stopping: threading.Event) -> None:
     """Consume until `stopping` is set; the batch in hand is finished and committed first."""
     engine = database_engine(settings.database_url, **engine_options(settings.database_url))
     out = dead_letters.producer(settings.kafka_bootstrap_servers, timeout_ms=settings.publish_timeout_ms)
@@ -106,8 +106,7 @@ def run(settings: Settings, stopping: threading.Event) -> None:
 def main() -> int:
     """`python -m stage4_kafka.consumer`: settings, logging, signals, then the loop."""
     settings = settings_or_exit()
-    logs.configure(settings)
-    logger.configure(extra={"logger": "consumer", "request_id": None})
+    logs.configure(settings, name="consumer")
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())

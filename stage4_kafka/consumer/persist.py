@@ -10,7 +10,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from common.models import IdempotencyKey, Task, TaskStatus, User
 from common.timeutil import utcnow
 
-from .events import Event, TaskCanceled, TaskCreated
+from ..shared.events import Event, TaskCanceled, TaskCreated
 
 TASKS, KEYS, USERS = Task.__table__, IdempotencyKey.__table__, User.__table__
 

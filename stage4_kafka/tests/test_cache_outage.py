@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import pytest
 import requests
@@ -11,6 +12,7 @@ from tenacity import Retrying, stop_after_delay, wait_fixed
 from common.testing.contract import assert_contract
 
 from .cache_contract import HANG_BOUND, STALENESS_WINDOW, cached_task, evict, task_key
+from .kafka_checks import accept
 from .test_cache import uncached_tasks
 
 
@@ -151,3 +153,35 @@ def test_a_cancel_accepted_while_redis_was_away_is_what_its_worker_reads_after_r
                 assert answer.json()["status"] == "CANCELED", (
                     f"read {answer.json()['status']} (X-Cache {answer.headers.get('X-Cache')}) for a task this "
                     "worker canceled while Redis was away: Redis's older entry was served after it came back")
+
+
+# One Redis session per request: once a call of a request has timed out, the rest of the request skips Redis.
+ONE_TIMEOUT_MS = 1_000  # long, so that one timeout and two are far apart
+# The request's own work on top of that timeout: the owner check, the broker's ack, the landing it waits for.
+OWN_WORK_SECONDS = 0.75
+
+
+@pytest.mark.check("S4-AC13")
+def test_a_create_or_cancel_while_redis_hangs_costs_one_redis_timeout(launch, alice, cache):
+    service = launch(env={"REDIS_TIMEOUT_MS": str(ONE_TIMEOUT_MS)}, name="redis-timeout-1s")
+    bound = ONE_TIMEOUT_MS / 1000 + OWN_WORK_SECONDS
+    timed: dict[str, tuple[int, float]] = {}
+    with service.client() as client:  # one connection, so one worker: the one that accepted the tasks
+        tasks = [accept(client, alice) for _ in range(2)]
+        calls = {
+            "create": lambda: client.post("/api/v1/tasks", json={"type": "hang", "payload": {}}, headers=alice.headers),
+            "create with an Idempotency-Key": lambda: client.post(
+                "/api/v1/tasks", json={"type": "hang", "payload": {}},
+                headers={**alice.headers, "Idempotency-Key": uuid.uuid4().hex}),
+            "cancel": lambda: client.post(f"/api/v1/tasks/{tasks[0]['id']}/cancel", headers=alice.headers),
+        }
+        with cache.hang():
+            for name, call in calls.items():
+                started = time.monotonic()
+                answer = call()
+                timed[name] = (answer.status_code, round(time.monotonic() - started, 2))
+    assert timed["create"][0] == 202 and timed["cancel"][0] == 202, timed
+    assert timed["create with an Idempotency-Key"][0] == 503, f"a key cannot be claimed without Redis: {timed}"
+    slow = {name: took for name, (_, took) in timed.items() if took > bound}
+    assert not slow, (f"with Redis hanging, these took longer than one REDIS_TIMEOUT_MS ({ONE_TIMEOUT_MS} ms) "
+                      f"and {OWN_WORK_SECONDS} s of their own work: {slow}")

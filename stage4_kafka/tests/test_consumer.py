@@ -1,14 +1,18 @@
 """The consumer lands every accepted task exactly once: through a crash mid-stream, and when a message comes again."""
 from __future__ import annotations
 
+import json
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from tenacity import Retrying, stop_after_delay, wait_fixed
 
-from .kafka_checks import DLQ_TOPIC, TASK_TOPIC, accept, drain, messages_for, publish, task_row, user_task_ids, \
-    wait_row
+from common.service import ConsumerProcess
+
+from .kafka_checks import DLQ_TOPIC, DRAIN_SECONDS, TASK_TOPIC, accept, created_event, drain, event_headers, \
+    messages_for, publish, task_row, user_task_ids, wait_row
 
 TOTAL, KILL_AT, RESTART_AT, THREADS = 2000, 600, 1200, 16
 
@@ -106,3 +110,25 @@ def test_a_message_delivered_again_changes_nothing_in_the_database(api, service,
     assert task_row(database, canceled["id"]) == before["canceled"], "the cancel delivered again changed the row"
     assert sorted(user_task_ids(database, alice.id)) == sorted([canceled["id"], pending["id"]])
     assert broker.end_offsets(DLQ_TOPIC) == dead_letters, "a message delivered again was dead-lettered, not landed"
+
+
+@pytest.mark.check("S4-AC12")
+def test_the_consumer_lands_without_the_producers_settings(service, broker, database, alice, tmp_path):
+    """No REDIS_URL and no JWT_SECRET: a consumer of its own group and topic still lands what it reads."""
+    topic = f"own-{uuid.uuid4().hex[:8]}"
+    env = {**service.env, "REDIS_URL": None, "JWT_SECRET": None, "TASK_TOPIC": topic,
+           "CONSUMER_GROUP": f"own-{uuid.uuid4().hex[:8]}"}
+    output = tmp_path / "consumer.log"
+    with output.open("w", encoding="utf-8") as sink:
+        consumer = ConsumerProcess(service.package, env=env, output=sink).start()
+    try:
+        created = created_event(alice.id)
+        publish(broker.bootstrap, [(created["task"]["id"].encode(), json.dumps(created).encode(),
+                                    event_headers("task.created"))], topic=topic)
+        for attempt in Retrying(stop=stop_after_delay(DRAIN_SECONDS), wait=wait_fixed(0.1), reraise=True):
+            with attempt:
+                assert consumer.process.poll() is None, f"the consumer stopped: {output.read_text()[-1000:]}"
+                assert task_row(database, created["task"]["id"]), "the event has not landed yet"
+    finally:
+        code = consumer.stop()
+    assert code == 0, f"exit code {code} after SIGTERM: {output.read_text()[-1000:]}"

@@ -21,8 +21,9 @@ import common
 
 LAYERS = {
     "handlers": ("auth.py", "tasks.py", "health.py"),
-    "services": ("auth.py", "tasks.py", "task_cache.py"),
-    "repositories": ("db.py", "users.py", "tasks.py", "cache.py", "local_cache.py", "invalidation.py"),
+    "services": ("auth.py", "tasks.py", "task_cache.py", "idempotency.py"),
+    "repositories": ("db.py", "users.py", "tasks.py", "cache.py", "local_cache.py", "invalidation.py", "broker.py",
+                     "idempotency.py"),
 }
 # What renders errors as HTTP responses: it needs Flask's request, so only the router and handlers may use it.
 RENDERING = ("common.problems",)
@@ -103,9 +104,12 @@ def imports_of(path: Path, package: list[str]) -> list[Import]:
 
 
 def module_file(module: str, producer: Path) -> Path | None:
-    """The source file of a stage or common/ module; None for third-party (and unknown) modules."""
+    """The source file of a stage or common/ module; None for third-party (and unknown) modules.
+
+    A stage-level module beside producer/ (`<stage package>.x`) is read from the stage's folder.
+    """
     parts = module.split(".")
-    roots = {"producer": producer, "common": COMMON}
+    roots = {"producer": producer, "common": COMMON, STAGE_ROOT: producer.parent}
     if parts[0] not in roots:
         return None
     base = roots[parts[0]].joinpath(*parts[1:])
@@ -117,7 +121,8 @@ def module_file(module: str, producer: Path) -> Path | None:
 
 @cache
 def _imports_of_file(path: Path, producer: Path) -> tuple[Import, ...]:
-    root, top = (producer, "producer") if path.is_relative_to(producer) else (COMMON, "common")
+    root, top = ((producer, "producer") if path.is_relative_to(producer)
+                 else (producer.parent, STAGE_ROOT) if path.is_relative_to(producer.parent) else (COMMON, "common"))
     return tuple(imports_of(path, package_of(path, root, top)))
 
 
@@ -192,4 +197,26 @@ def test_every_handler_goes_through_a_service(implementation):
 @pytest.mark.check("S1-AC16")
 def test_handlers_never_reach_repositories_and_lower_layers_never_import_flask(implementation):
     violations = layer_violations(implementation / "producer")
+    assert not violations, "\n".join(violations)
+
+
+# The consumer is a process of its own: what it shares with the producer lives in stage-level modules.
+CONSUMER_FORBIDDEN = ("producer", "flask", "werkzeug", "gunicorn")
+
+
+@pytest.mark.check("S4-AC12")
+def test_the_consumer_never_imports_the_producer_flask_or_gunicorn(implementation):
+    producer, consumer = implementation / "producer", implementation / "consumer"
+    assert consumer.is_dir(), "missing consumer/"
+    violations = []
+    for path in sorted(consumer.rglob("*.py")):
+        name = path.relative_to(implementation).as_posix()
+        for imp in imports_of(path, package_of(path, implementation, STAGE_ROOT)):
+            if not imp.module:
+                violations.append(f"{name}:{imp.line} imports a computed name: {imp.source}")
+            elif bad := first_match(imp, CONSUMER_FORBIDDEN):
+                violations.append(f"{name}:{imp.line} imports {bad}: {imp.source}")
+        chain = import_chain(path, producer, CONSUMER_FORBIDDEN)
+        if chain and len(chain) > 1:
+            violations.append(f"{name} imports {chain[-1]} through {' -> '.join(chain[:-1])}")
     assert not violations, "\n".join(violations)

@@ -1,4 +1,4 @@
-"""The database: one engine per process, and the unit of work every service runs in."""
+"""The database: one engine per app (per gunicorn worker), and the unit of work every service runs in."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -39,24 +39,16 @@ class DatabaseUnavailable(ServiceUnavailable):
 
 
 class Database:
-    """Holds this process's engine; gunicorn workers each configure their own after forking."""
+    """An app's engine and its sessions, built by its runtime: in each gunicorn worker, after the fork."""
 
-    def __init__(self) -> None:
-        self._engine: Engine | None = None
-        self._sessions: sessionmaker[Session] | None = None
-
-    def configure(self, *, url: str) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-        self._engine = database_engine(url, **engine_options(url))
+    def __init__(self, *, url: str) -> None:
+        self.engine: Engine = database_engine(url, **engine_options(url))
         # Services hand loaded rows to handlers after commit; expiring them would reload per attribute.
-        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            raise RuntimeError("the database is not configured: create_app() configures it")
-        return self._engine
+    def close(self) -> None:
+        """Close every pooled connection; a later checkout would open a new one."""
+        self.engine.dispose()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
@@ -65,8 +57,6 @@ class Database:
         A database that cannot be reached surfaces as DatabaseUnavailable (503 with Retry-After),
         never as a 500.
         """
-        if self._sessions is None:
-            raise RuntimeError("the database is not configured: create_app() configures it")
         session = self._sessions()
         try:
             yield session
@@ -82,5 +72,3 @@ class Database:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
-
-database = Database()

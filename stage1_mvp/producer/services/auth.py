@@ -10,7 +10,7 @@ from common.models import User
 from common.security import Passwords, TokenError, decode_token, issue_token
 
 from ..repositories import users
-from ..repositories.db import database
+from ..repositories.db import Database
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class AccessToken:
     expires_in: int
 
 
-def register(*, username: str, password: str, passwords: Passwords) -> User:
+def register(*, database: Database, passwords: Passwords, username: str, password: str) -> User:
     """Create a user; raise UsernameTaken if the name is in use."""
     password_hash = passwords.hash(password)  # slow on purpose: hash before the transaction opens
     with database.unit_of_work() as session:
@@ -37,7 +37,8 @@ def register(*, username: str, password: str, passwords: Passwords) -> User:
     return user
 
 
-def login(*, username: str, password: str, passwords: Passwords, policy: TokenPolicy) -> AccessToken:
+def login(*, database: Database, passwords: Passwords, policy: TokenPolicy, username: str,
+          password: str) -> AccessToken:
     """Issue an access token; unknown user and wrong password fail the same way, in the same time."""
     with database.unit_of_work() as session:
         user = users.by_username(session, username)

@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..repositories import db
+from ..repositories.db import Database
 
 
 @dataclass
@@ -17,10 +17,10 @@ class Readiness:
         return all(check["status"] == "up" for check in self.checks.values())
 
 
-def readiness() -> Readiness:
+def readiness(*, database: Database) -> Readiness:
     """Probe each dependency once and time it."""
     report = Readiness()
-    report.checks["database"] = _timed(db.database.ping)
+    report.checks["database"] = _timed(database.ping)
     return report
 
 

@@ -1,8 +1,9 @@
-"""Task routes: parse, call the service, render."""
+"""Task routes: parse, call the service with this app's database, render."""
 from __future__ import annotations
 
 from flask import Blueprint, g, url_for
 
+from .. import runtime
 from ..services import tasks
 from .auth import login_required
 from .schemas import TaskCreate, TaskListQuery, task_json
@@ -15,26 +16,29 @@ bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
 @login_required
 def create():
     body = parse_body(TaskCreate)
-    task = tasks.create_task(user_id=g.user_id, type_=body.type, payload=body.payload, priority=body.priority)
+    task = tasks.create_task(database=runtime.current().database, user_id=g.user_id, type_=body.type,
+                             payload=body.payload, priority=body.priority)
     return task_json(task), 201, {"Location": url_for(".get", task_id=str(task.id))}
 
 
 @bp.get("/<task_id>")
 @login_required
 def get(task_id: str):
-    return task_json(tasks.get_task(user_id=g.user_id, task_id=path_uuid(task_id)))
+    task_uuid = path_uuid(task_id)  # a malformed id stops here: 400
+    return task_json(tasks.get_task(database=runtime.current().database, user_id=g.user_id, task_id=task_uuid))
 
 
 @bp.get("")
 @login_required
 def list_():
     query = parse_query(TaskListQuery)
-    page = tasks.list_tasks(user_id=g.user_id, limit=query.limit, cursor=query.cursor,
-                            status=query.status.value if query.status else None)
+    page = tasks.list_tasks(database=runtime.current().database, user_id=g.user_id, limit=query.limit,
+                            cursor=query.cursor, status=query.status.value if query.status else None)
     return {"items": [task_json(task) for task in page.items], "next_cursor": page.next_cursor}
 
 
 @bp.post("/<task_id>/cancel")
 @login_required
 def cancel(task_id: str):
-    return task_json(tasks.cancel_task(user_id=g.user_id, task_id=path_uuid(task_id)))
+    task_uuid = path_uuid(task_id)
+    return task_json(tasks.cancel_task(database=runtime.current().database, user_id=g.user_id, task_id=task_uuid))

@@ -13,7 +13,7 @@ from common.errors import TaskNotCancelable, TaskNotFound, Unauthorized, Validat
 from common.models import CANCELABLE_STATUSES, Task, TaskStatus
 
 from ..repositories import tasks
-from ..repositories.db import database
+from ..repositories.db import Database
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class TaskPage:
     next_cursor: str | None
 
 
-def create_task(*, user_id: uuid.UUID, type_: str, payload: dict[str, Any], priority: int) -> Task:
+def create_task(*, database: Database, user_id: uuid.UUID, type_: str, payload: dict[str, Any], priority: int) -> Task:
     """Store a new PENDING task and return it."""
     with database.unit_of_work() as session, _owner_must_exist():
         task = tasks.add(session, Task(user_id=user_id, type=type_, payload=payload, priority=priority,
@@ -31,7 +31,7 @@ def create_task(*, user_id: uuid.UUID, type_: str, payload: dict[str, Any], prio
     return task
 
 
-def get_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
+def get_task(*, database: Database, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
     """Return the user's task; raise TaskNotFound for a missing task or another user's."""
     with database.unit_of_work() as session, _owner_must_exist():
         task = tasks.get_owned(session, user_id=user_id, task_id=task_id)
@@ -40,7 +40,8 @@ def get_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
     return task
 
 
-def list_tasks(*, user_id: uuid.UUID, limit: int, cursor: str | None, status: str | None) -> TaskPage:
+def list_tasks(*, database: Database, user_id: uuid.UUID, limit: int, cursor: str | None,
+               status: str | None) -> TaskPage:
     """Return one page of the user's tasks, newest first, and the cursor of the next page."""
     before = decode_cursor(cursor) if cursor else None
     with database.unit_of_work() as session, _owner_must_exist():
@@ -49,7 +50,7 @@ def list_tasks(*, user_id: uuid.UUID, limit: int, cursor: str | None, status: st
     return TaskPage(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
 
 
-def cancel_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
+def cancel_task(*, database: Database, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
     """Move a PENDING task to CANCELED; raise TaskNotCancelable from any other status."""
     with database.unit_of_work() as session, _owner_must_exist():
         canceled = tasks.set_status_if(session, user_id=user_id, task_id=task_id, status=TaskStatus.CANCELED.value,

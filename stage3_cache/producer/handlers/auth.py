@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from functools import wraps
 from typing import TypeVar
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, g, request
 
 from common.errors import Unauthorized
 
+from .. import runtime
 from ..services import auth
 from .schemas import Credentials, user_json
 from .validation import parse_body
@@ -18,25 +18,21 @@ bp = Blueprint("auth", __name__, url_prefix="/api/v1")
 View = TypeVar("View", bound=Callable)
 
 
-def token_policy() -> auth.TokenPolicy:
-    settings = current_app.extensions["settings"]
-    return auth.TokenPolicy(secret=settings.jwt_secret.get_secret_value(),
-                            ttl=timedelta(seconds=settings.access_token_ttl_seconds))
-
-
 @bp.post("/users")
 def register():
     body = parse_body(Credentials)
-    user = auth.register(username=body.username, password=body.password,
-                         passwords=current_app.extensions["passwords"])
+    deps = runtime.current()
+    user = auth.register(database=deps.database, passwords=deps.passwords, username=body.username,
+                         password=body.password)
     return user_json(user), 201
 
 
 @bp.post("/auth/login")
 def login():
     body = parse_body(Credentials)
-    token = auth.login(username=body.username, password=body.password,
-                       passwords=current_app.extensions["passwords"], policy=token_policy())
+    deps = runtime.current()
+    token = auth.login(database=deps.database, passwords=deps.passwords, policy=deps.tokens,
+                       username=body.username, password=body.password)
     return {"access_token": token.value, "token_type": "Bearer", "expires_in": token.expires_in}
 
 
@@ -48,7 +44,7 @@ def login_required(view: View) -> View:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized()
-        g.user_id = auth.authenticate(token=token.strip(), policy=token_policy())
+        g.user_id = auth.authenticate(token=token.strip(), policy=runtime.current().tokens)
         return view(*args, **kwargs)
 
     return guarded  # type: ignore[return-value]

@@ -1,8 +1,9 @@
-"""Task routes: parse, call the service, render."""
+"""Task routes: parse, call the service with this app's database and cache, render."""
 from __future__ import annotations
 
 from flask import Blueprint, g, url_for
 
+from .. import runtime
 from ..services import tasks
 from ..services.tasks import public_json as task_json  # one renderer: the cache stores what the API returns
 from .auth import login_required
@@ -16,14 +17,17 @@ bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
 @login_required
 def create():
     body = parse_body(TaskCreate)
-    task = tasks.create_task(user_id=g.user_id, type_=body.type, payload=body.payload, priority=body.priority)
+    task = tasks.create_task(database=runtime.current().database, user_id=g.user_id, type_=body.type,
+                             payload=body.payload, priority=body.priority)
     return task_json(task), 201, {"Location": url_for(".get", task_id=str(task.id))}
 
 
 @bp.get("/<task_id>")
 @login_required
 def get(task_id: str):
-    read = tasks.get_task(user_id=g.user_id, task_id=path_uuid(task_id))  # a malformed id stops here: 400
+    task_uuid = path_uuid(task_id)  # a malformed id stops here: 400
+    deps = runtime.current()
+    read = tasks.get_task(database=deps.database, cache=deps.task_cache, user_id=g.user_id, task_id=task_uuid)
     return read.task, 200, {"X-Cache": read.source}
 
 
@@ -31,12 +35,15 @@ def get(task_id: str):
 @login_required
 def list_():
     query = parse_query(TaskListQuery)
-    page = tasks.list_tasks(user_id=g.user_id, limit=query.limit, cursor=query.cursor,
-                            status=query.status.value if query.status else None)
+    page = tasks.list_tasks(database=runtime.current().database, user_id=g.user_id, limit=query.limit,
+                            cursor=query.cursor, status=query.status.value if query.status else None)
     return {"items": [task_json(task) for task in page.items], "next_cursor": page.next_cursor}
 
 
 @bp.post("/<task_id>/cancel")
 @login_required
 def cancel(task_id: str):
-    return task_json(tasks.cancel_task(user_id=g.user_id, task_id=path_uuid(task_id)))
+    task_uuid = path_uuid(task_id)
+    deps = runtime.current()
+    return task_json(tasks.cancel_task(database=deps.database, cache=deps.task_cache, user_id=g.user_id,
+                                       task_id=task_uuid))

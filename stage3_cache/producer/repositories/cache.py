@@ -43,22 +43,21 @@ def decode(value: str) -> dict[str, Any] | None:
 
 
 class RedisCache:
-    """This process's Redis client; gunicorn workers each configure their own after forking."""
+    """An app's Redis client, built by its runtime: in each gunicorn worker, after the fork."""
 
-    def __init__(self) -> None:
-        self.client: redis.Redis | None = None
-
-    def configure(self, *, url: str, timeout_ms: int) -> None:
+    def __init__(self, *, url: str, timeout_ms: int) -> None:
         seconds = timeout_ms / 1000
         # One attempt, short timeouts: a dead or hung Redis costs a request at most one timeout, never a retry loop.
         self.client = redis.Redis.from_url(url, socket_connect_timeout=seconds, socket_timeout=seconds,
                                            retry=Retry(NoBackoff(), 0), decode_responses=True)
         logger.info("cache configured", url=mask_url(url), timeout_ms=timeout_ms)
 
+    def close(self) -> None:
+        """Close the client's pooled connections."""
+        self.client.close()
+
     def session(self) -> "CacheSession":
         """A guard for one request: after the first Redis failure, every later call is skipped."""
-        if self.client is None:
-            raise RuntimeError("the cache is not configured: create_app() configures it")
         return CacheSession(self.client)
 
     def ping(self) -> None:
@@ -106,5 +105,3 @@ class CacheSession:
     def unlock(self, key: str, token: str) -> None:
         self.call("unlock", lambda c: c.eval(_RELEASE, 1, lock_key(key), token))
 
-
-cache = RedisCache()

@@ -5,8 +5,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..repositories import db
-from ..repositories.cache import cache
+from ..repositories.cache import RedisCache
+from ..repositories.db import Database
 
 
 @dataclass
@@ -19,10 +19,10 @@ class Readiness:
         return all(check["status"] != "down" for check in self.checks.values())
 
 
-def readiness() -> Readiness:
+def readiness(*, database: Database, cache: RedisCache) -> Readiness:
     """Probe each dependency once and time it."""
     report = Readiness()
-    report.checks["database"] = _timed(db.database.ping)
+    report.checks["database"] = _timed(database.ping)
     report.checks["cache"] = _timed(cache.ping, failed="degraded")  # optional: reads fall back to the database
     return report
 

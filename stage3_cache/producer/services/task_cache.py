@@ -12,11 +12,10 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..config import Settings
-from ..repositories.cache import INVALIDATION_CHANNEL, cache, decode, encode, task_key
+from ..repositories.cache import INVALIDATION_CHANNEL, RedisCache, decode, encode, task_key
 from ..repositories.invalidation import DelayedDeletes, Subscriber
 from ..repositories.local_cache import ABSENT, LocalCache, SingleFlight
 
@@ -26,105 +25,87 @@ LOCK_POLL_SECONDS = 0.02
 Document = dict[str, Any] | None  # a task's public JSON; None is "no such task for this user"
 
 
-@dataclass
-class _Levels:
-    settings: Settings
-    local: LocalCache
-    flights: SingleFlight
-    delayed: DelayedDeletes
+class TaskCache:
+    """The two cache levels of task reads, and their threads: one per app, built by its runtime, closed with it."""
 
+    def __init__(self, *, redis: RedisCache, settings: Settings) -> None:
+        self.redis, self.settings = redis, settings
+        self.local = LocalCache(max_entries=settings.cache_local_max_entries)
+        self.flights = SingleFlight(wait_seconds=settings.cache_lock_ttl_ms / 1000 + 15)
+        redis_ttl_max = settings.cache_ttl_seconds * (1 + settings.cache_ttl_jitter)
+        self.delayed = DelayedDeletes(delete=self._evict_everywhere, retry_seconds=0.5, give_up_seconds=redis_ttl_max)
+        self.subscriber = Subscriber(redis.client, channel=INVALIDATION_CHANNEL, evict=self.local.evict,
+                                     clear=self.local.clear)
 
-_levels: _Levels | None = None
+    def close(self) -> None:
+        """Stop the subscriber and the delayed deletes, and wait for their threads."""
+        self.subscriber.stop()
+        self.delayed.stop()
 
+    def jittered(self, seconds: float) -> float:
+        """A TTL spread uniformly over seconds * (1 ± CACHE_TTL_JITTER), so entries filled together expire apart."""
+        jitter = self.settings.cache_ttl_jitter
+        return seconds * random.uniform(1 - jitter, 1 + jitter)
 
-def configure(*, settings: Settings) -> None:
-    """Build this process's local level and start its subscriber and delayed-delete threads (once per worker)."""
-    global _levels
-    local = LocalCache(max_entries=settings.cache_local_max_entries)
-    lock_seconds = settings.cache_lock_ttl_ms / 1000
-    redis_ttl_max = settings.cache_ttl_seconds * (1 + settings.cache_ttl_jitter)
-    _levels = _Levels(settings, local, SingleFlight(wait_seconds=lock_seconds + 15),
-                      DelayedDeletes(delete=_evict_everywhere, retry_seconds=0.5, give_up_seconds=redis_ttl_max))
-    assert cache.client is not None, "configure the Redis client first"
-    Subscriber(cache.client, channel=INVALIDATION_CHANNEL, evict=local.evict, clear=local.clear)
+    def read(self, *, user_id: uuid.UUID, task_id: uuid.UUID, load: Callable[[], Document]) -> tuple[Document, str]:
+        """The task's document (None: not found) and which level answered; `load` reads the database."""
+        key = task_key(user_id, task_id)
+        document = self.local.get(key)
+        if document is not ABSENT:
+            return document, LOCAL
+        (document, source), led = self.flights.run(key, lambda: self._shared_levels(key, load))
+        return document, source if led else LOCAL  # a follower was answered from this process's memory
 
-
-def levels() -> _Levels:
-    if _levels is None:
-        raise RuntimeError("the task cache is not configured: create_app() configures it")
-    return _levels
-
-
-def jittered(seconds: float) -> float:
-    """A TTL spread uniformly over seconds * (1 ± CACHE_TTL_JITTER), so entries filled together expire apart."""
-    jitter = levels().settings.cache_ttl_jitter
-    return seconds * random.uniform(1 - jitter, 1 + jitter)
-
-
-def read(*, user_id: uuid.UUID, task_id: uuid.UUID, load: Callable[[], Document]) -> tuple[Document, str]:
-    """The task's document (None: not found) and which level answered; `load` reads the database."""
-    key, state = task_key(user_id, task_id), levels()
-    document = state.local.get(key)
-    if document is not ABSENT:
-        return document, LOCAL
-    (document, source), led = state.flights.run(key, lambda: _shared_levels(key, load))
-    return document, source if led else LOCAL  # a follower was answered from this process's memory
-
-
-def _shared_levels(key: str, load: Callable[[], Document]) -> tuple[Document, str]:
-    state, session = levels(), cache.session()
-    lock_ms = state.settings.cache_lock_ttl_ms
-    give_up = time.monotonic() + lock_ms / 1000 + 0.5  # by then the lock has expired, whoever held it
-    token = None
-    while True:
-        found = session.get(key)
-        if found is None and session.up:
-            token = session.try_lock(key, ttl_ms=lock_ms)
-            if token:  # the last holder may have filled the key and let go between our get and our lock
-                found = session.get(key)
-        if found is not None:
+    def _shared_levels(self, key: str, load: Callable[[], Document]) -> tuple[Document, str]:
+        session = self.redis.session()
+        lock_ms = self.settings.cache_lock_ttl_ms
+        give_up = time.monotonic() + lock_ms / 1000 + 0.5  # by then the lock has expired, whoever held it
+        token = None
+        while True:
+            found = session.get(key)
+            if found is None and session.up:
+                token = session.try_lock(key, ttl_ms=lock_ms)
+                if token:  # the last holder may have filled the key and let go between our get and our lock
+                    found = session.get(key)
+            if found is not None:
+                if token:
+                    session.unlock(key, token)
+                document = decode(found)
+                self._fill_local(key, document)
+                return document, REDIS
+            if token or not session.up or time.monotonic() >= give_up:
+                break  # we load; without the lock only if Redis failed or the holder outlived its lock
+            time.sleep(LOCK_POLL_SECONDS)
+        try:
+            document = load()
+            ttl = self.settings.cache_ttl_seconds if document is not None else self.settings.cache_negative_ttl_seconds
+            session.set(key, encode(document), ttl_ms=round(self.jittered(ttl) * 1000))
+            self._fill_local(key, document)
+        finally:
             if token:
                 session.unlock(key, token)
-            document = decode(found)
-            _fill_local(key, document)
-            return document, REDIS
-        if token or not session.up or time.monotonic() >= give_up:
-            break  # we load; without the lock only if Redis failed or the holder outlived its lock
-        time.sleep(LOCK_POLL_SECONDS)
-    try:
-        document = load()
-        ttl = state.settings.cache_ttl_seconds if document is not None else state.settings.cache_negative_ttl_seconds
-        session.set(key, encode(document), ttl_ms=round(jittered(ttl) * 1000))
-        _fill_local(key, document)
-    finally:
-        if token:
-            session.unlock(key, token)
-    return document, MISS
+        return document, MISS
 
+    def _fill_local(self, key: str, document: Document) -> None:
+        ttl = self.settings.cache_local_ttl_seconds
+        if document is None:
+            ttl = min(ttl, self.settings.cache_negative_ttl_seconds)
+        self.local.put(key, document, ttl_seconds=self.jittered(ttl))
 
-def _fill_local(key: str, document: Document) -> None:
-    settings = levels().settings
-    ttl = settings.cache_local_ttl_seconds
-    if document is None:
-        ttl = min(ttl, settings.cache_negative_ttl_seconds)
-    levels().local.put(key, document, ttl_seconds=jittered(ttl))
+    def invalidate(self, *, user_id: uuid.UUID, task_id: uuid.UUID) -> None:
+        """After a committed write: evict the entry everywhere now, and again after CACHE_DELAYED_DELETE_MS.
 
+        The second delete removes what a read that loaded the old row before the commit wrote back after
+        the first delete; it runs on another thread, so the response does not wait for it.
+        """
+        key = task_key(user_id, task_id)
+        self._evict_everywhere(key)  # if Redis refused, the delayed delete keeps retrying until it takes
+        self.delayed.schedule(key, delay_seconds=self.settings.cache_delayed_delete_ms / 1000)
 
-def invalidate(*, user_id: uuid.UUID, task_id: uuid.UUID) -> None:
-    """After a committed write: evict the entry everywhere now, and again after CACHE_DELAYED_DELETE_MS.
-
-    The second delete removes what a read that loaded the old row before the commit wrote back after
-    the first delete; it runs on another thread, so the response does not wait for it.
-    """
-    key, state = task_key(user_id, task_id), levels()
-    _evict_everywhere(key)  # if Redis refused, the delayed delete keeps retrying until it takes
-    state.delayed.schedule(key, delay_seconds=state.settings.cache_delayed_delete_ms / 1000)
-
-
-def _evict_everywhere(key: str) -> bool:
-    """Evict locally, delete in Redis, tell the other processes; whether Redis took the delete."""
-    levels().local.evict(key)
-    session = cache.session()
-    deleted = session.delete(key)
-    session.publish(INVALIDATION_CHANNEL, key)
-    return deleted and session.up
+    def _evict_everywhere(self, key: str) -> bool:
+        """Evict locally, delete in Redis, tell the other processes; whether Redis took the delete."""
+        self.local.evict(key)
+        session = self.redis.session()
+        deleted = session.delete(key)
+        session.publish(INVALIDATION_CHANNEL, key)
+        return deleted and session.up

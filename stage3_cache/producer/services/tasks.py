@@ -14,8 +14,8 @@ from common.models import CANCELABLE_STATUSES, Task, TaskStatus
 from common.timeutil import rfc3339
 
 from ..repositories import tasks
-from ..repositories.db import database
-from . import task_cache
+from ..repositories.db import Database
+from .task_cache import TaskCache
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def public_json(task: Task) -> dict[str, Any]:
     }
 
 
-def create_task(*, user_id: uuid.UUID, type_: str, payload: dict[str, Any], priority: int) -> Task:
+def create_task(*, database: Database, user_id: uuid.UUID, type_: str, payload: dict[str, Any], priority: int) -> Task:
     """Store a new PENDING task and return it."""
     with database.unit_of_work() as session, _owner_must_exist():
         task = tasks.add(session, Task(user_id=user_id, type=type_, payload=payload, priority=priority,
@@ -52,23 +52,24 @@ def create_task(*, user_id: uuid.UUID, type_: str, payload: dict[str, Any], prio
     return task
 
 
-def get_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRead:
+def get_task(*, database: Database, cache: TaskCache, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRead:
     """Return the user's task through the cache; raise TaskNotFound for a missing task or another user's."""
-    document, source = task_cache.read(user_id=user_id, task_id=task_id,
-                                       load=lambda: _load_task(user_id=user_id, task_id=task_id))
+    document, source = cache.read(user_id=user_id, task_id=task_id,
+                                  load=lambda: _load_task(database=database, user_id=user_id, task_id=task_id))
     if document is None:
         raise TaskNotFound()
     return TaskRead(document, source)
 
 
-def _load_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
+def _load_task(*, database: Database, user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
     """The user's task from the database as public JSON, or None."""
     with database.unit_of_work() as session, _owner_must_exist():
         task = tasks.get_owned(session, user_id=user_id, task_id=task_id)
     return None if task is None else public_json(task)
 
 
-def list_tasks(*, user_id: uuid.UUID, limit: int, cursor: str | None, status: str | None) -> TaskPage:
+def list_tasks(*, database: Database, user_id: uuid.UUID, limit: int, cursor: str | None,
+               status: str | None) -> TaskPage:
     """Return one page of the user's tasks, newest first, and the cursor of the next page."""
     before = decode_cursor(cursor) if cursor else None
     with database.unit_of_work() as session, _owner_must_exist():
@@ -77,7 +78,7 @@ def list_tasks(*, user_id: uuid.UUID, limit: int, cursor: str | None, status: st
     return TaskPage(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
 
 
-def cancel_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
+def cancel_task(*, database: Database, cache: TaskCache, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
     """Move a PENDING task to CANCELED; raise TaskNotCancelable from any other status."""
     with database.unit_of_work() as session, _owner_must_exist():
         canceled = tasks.set_status_if(session, user_id=user_id, task_id=task_id, status=TaskStatus.CANCELED.value,
@@ -85,7 +86,7 @@ def cancel_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
         session.commit()
         task = tasks.get_owned(session, user_id=user_id, task_id=task_id)
     if canceled:
-        task_cache.invalidate(user_id=user_id, task_id=task_id)  # after the commit, never before
+        cache.invalidate(user_id=user_id, task_id=task_id)  # after the commit, never before
     if task is None:
         raise TaskNotFound()
     if not canceled:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from .. import runtime
 from ..services import health
 
 bp = Blueprint("health", __name__)
@@ -17,6 +18,7 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """Readiness: every dependency answers; 503 names the ones that do not."""
-    report = health.readiness()
+    deps = runtime.current()
+    report = health.readiness(database=deps.database, cache=deps.cache, broker=deps.broker)
     return {"status": "ready" if report.ready else "unavailable", "checks": report.checks}, (
         200 if report.ready else 503)

@@ -1,8 +1,9 @@
-"""Task routes: parse, call the service, render."""
+"""Task routes: parse, call the service with this app's dependencies, render."""
 from __future__ import annotations
 
 from flask import Blueprint, g, request, url_for
 
+from .. import runtime
 from ..services import idempotency, tasks
 from ..services.tasks import public_json as task_json  # one renderer: the cache stores what the API returns
 from .auth import login_required
@@ -17,8 +18,11 @@ bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
 def create():
     body = parse_body(TaskCreate)  # 400/413/415 before any key is looked at: a refused body stores nothing
     key = idempotency.check_key(request.headers.get(idempotency.HEADER))
-    accepted = tasks.create_task(user_id=g.user_id, type_=body.type, payload=body.payload, priority=body.priority,
-                                 idempotency_key=key, request_id=g.get("request_id"))
+    deps = runtime.current()
+    accepted = tasks.create_task(database=deps.database, cache=deps.task_cache, broker=deps.broker,
+                                 idempotency=deps.idempotency, user_id=g.user_id, type_=body.type,
+                                 payload=body.payload, priority=body.priority, idempotency_key=key,
+                                 request_id=g.get("request_id"))
     headers = {"Location": url_for(".get", task_id=accepted.task["id"])}
     if accepted.replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -29,7 +33,9 @@ def create():
 @bp.get("/<task_id>")
 @login_required
 def get(task_id: str):
-    read = tasks.get_task(user_id=g.user_id, task_id=path_uuid(task_id))  # a malformed id stops here: 400
+    task_uuid = path_uuid(task_id)  # a malformed id stops here: 400
+    deps = runtime.current()
+    read = tasks.get_task(database=deps.database, cache=deps.task_cache, user_id=g.user_id, task_id=task_uuid)
     return read.task, 200, {"X-Cache": read.source}
 
 
@@ -37,8 +43,8 @@ def get(task_id: str):
 @login_required
 def list_():
     query = parse_query(TaskListQuery)
-    page = tasks.list_tasks(user_id=g.user_id, limit=query.limit, cursor=query.cursor,
-                            status=query.status.value if query.status else None)
+    page = tasks.list_tasks(database=runtime.current().database, user_id=g.user_id, limit=query.limit,
+                            cursor=query.cursor, status=query.status.value if query.status else None)
     return {"items": [task_json(task) for task in page.items], "next_cursor": page.next_cursor}
 
 
@@ -46,4 +52,7 @@ def list_():
 @login_required
 def cancel(task_id: str):
     # 202: the broker has the cancel; the consumer applies it (GET answers CANCELED meanwhile).
-    return tasks.cancel_task(user_id=g.user_id, task_id=path_uuid(task_id), request_id=g.get("request_id")), 202
+    task_uuid = path_uuid(task_id)
+    deps = runtime.current()
+    return tasks.cancel_task(database=deps.database, cache=deps.task_cache, broker=deps.broker, user_id=g.user_id,
+                             task_id=task_uuid, request_id=g.get("request_id")), 202

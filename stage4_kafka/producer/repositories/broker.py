@@ -1,8 +1,9 @@
-"""Kafka, the task log: one idempotent producer per process, and a publish that waits for the broker's acknowledgement.
+"""Kafka, the task log: one idempotent producer per app, and a publish that waits for the broker's acknowledgement.
 
-Request threads call `publish()` and block on an Event of their own; one daemon thread per process
-calls `poll()`, which runs the delivery callbacks that set those Events. Messages of concurrent
-requests therefore share batches (linger.ms): nobody flushes for one message.
+Request threads call `publish()` and block on an Event of their own; one thread per producer calls
+`poll()`, which runs the delivery callbacks that set those Events. Messages of concurrent requests
+therefore share batches (linger.ms): nobody flushes for one message. `close()` ends that thread and
+flushes what is still queued.
 """
 from __future__ import annotations
 
@@ -42,19 +43,15 @@ class _Delivery:
 
 
 class Broker:
-    """Holds this process's producer; gunicorn workers each configure their own after forking.
+    """An app's producer, bound to the task topic, built by its runtime: in each gunicorn worker, after the fork.
 
     librdkafka runs threads of its own, which do not survive fork(): a producer made in the master
     would be dead in every worker. create_app() runs in the worker, so the producer is made there.
     """
 
-    def __init__(self) -> None:
-        self._producer: Producer | None = None
-        self.timeout_ms, self.attempts, self.ping_topic = 5_000, 2, ""
-
-    def configure(self, *, bootstrap: str, linger_ms: int, timeout_ms: int, attempts: int, ping_topic: str) -> None:
-        self.timeout_ms, self.attempts, self.ping_topic = timeout_ms, attempts, ping_topic
-        self._producer = Producer({
+    def __init__(self, *, bootstrap: str, topic: str, linger_ms: int, timeout_ms: int, attempts: int) -> None:
+        self.topic, self.timeout_ms, self.attempts = topic, timeout_ms, attempts
+        self.producer = Producer({
             "bootstrap.servers": bootstrap,
             "acks": "all",  # acknowledged = written to every in-sync replica, not just the leader's memory
             "enable.idempotence": True,  # librdkafka's own retries can neither duplicate nor reorder a message
@@ -65,26 +62,28 @@ class Broker:
             "reconnect.backoff.ms": 500, "reconnect.backoff.max.ms": 2_000,
             "log_level": 3,
         })
-        threading.Thread(target=self._poll, args=(self._producer,), name="broker-delivery-reports",
-                         daemon=True).start()
+        self._stopping = threading.Event()
+        self._reports = threading.Thread(target=self._poll, name="broker-delivery-reports", daemon=True)
+        self._reports.start()
         logger.info("broker configured", bootstrap=bootstrap, timeout_ms=timeout_ms, attempts=attempts)
 
-    @property
-    def producer(self) -> Producer:
-        if self._producer is None:
-            raise RuntimeError("the broker is not configured: create_app() configures it")
-        return self._producer
+    def close(self) -> None:
+        """Stop the delivery-report thread, then deliver what is queued (a request may still wait for it)."""
+        self._stopping.set()
+        self._reports.join()
+        left = self.producer.flush(self.timeout_ms / 1000)
+        if left:
+            logger.warning("broker closed with messages unacknowledged", count=left)
 
-    @staticmethod
-    def _poll(producer: Producer) -> None:
-        while True:
+    def _poll(self) -> None:
+        while not self._stopping.is_set():
             try:
-                producer.poll(0.1)
+                self.producer.poll(0.1)
             except Exception:  # noqa: BLE001 - a callback's failure must not end delivery reporting
                 logger.exception("broker poll failed")
 
-    def publish(self, *, topic: str, key: str, value: bytes, headers: Headers) -> tuple[int, int]:
-        """Write one message and wait for its acknowledgement; return (partition, offset).
+    def publish(self, *, key: str, value: bytes, headers: Headers) -> tuple[int, int]:
+        """Write one message to the task topic and wait for its acknowledgement; return (partition, offset).
 
         Raises BrokerUnavailable (503 with Retry-After) after PUBLISH_ATTEMPTS attempts without one.
         """
@@ -92,7 +91,7 @@ class Broker:
         for attempt in range(1, self.attempts + 1):
             delivery = _Delivery()
             try:
-                self.producer.produce(topic, key=key.encode(), value=value, headers=headers,
+                self.producer.produce(self.topic, key=key.encode(), value=value, headers=headers,
                                       on_delivery=delivery.report)
             except BufferError:  # the local queue is full: the broker has been away for a while
                 last = "local queue full"
@@ -113,15 +112,15 @@ class Broker:
             # nothing was acknowledged. Every attempt, and a keyed retry after the 503
             # (services/idempotency.py), publishes the same task id, which the consumer lands at most once.
             last = delivery.error.str()
-            logger.warning("publish attempt failed", topic=topic, key=key, attempt=attempt, error=last)
+            logger.warning("publish attempt failed", topic=self.topic, key=key, attempt=attempt, error=last)
             if delivery.error.fatal():
                 break
-        logger.warning("publish failed", topic=topic, key=key, error=last)
+        logger.warning("publish failed", topic=self.topic, key=key, error=last)
         raise BrokerUnavailable(retry_after=max(1, math.ceil(self.timeout_ms / 1000)))
 
     def ping(self) -> None:
         """Raise unless a broker answers a metadata request for the task topic in time."""
-        topic = self.ping_topic
+        topic = self.topic
         started = time.monotonic()
         metadata = self.producer.list_topics(topic, timeout=PING_TIMEOUT_SECONDS)
         found = metadata.topics.get(topic)
@@ -130,5 +129,3 @@ class Broker:
         if time.monotonic() - started > PING_TIMEOUT_SECONDS:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "metadata too slow"))
 
-
-broker = Broker()

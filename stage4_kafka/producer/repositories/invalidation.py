@@ -1,4 +1,7 @@
-"""Background work of the cache, one thread each per process: the invalidation subscriber and the retried writes."""
+"""Background work of the cache, one thread each per app: the invalidation subscriber and the retried writes.
+
+Each starts its thread when built and ends it in `stop()`, which the app's runtime calls as it closes.
+"""
 from __future__ import annotations
 
 import heapq
@@ -12,6 +15,9 @@ from loguru import logger
 
 from common.backends import first_line
 
+# How long the subscriber blocks for a message before it looks whether it should stop.
+LISTEN_POLL_SECONDS = 0.25
+
 
 class Subscriber:
     """Hands every key published on `channel` to `evict`; after any gap in listening, `clear`s instead.
@@ -23,11 +29,18 @@ class Subscriber:
     def __init__(self, client: redis.Redis, *, channel: str, evict: Callable[[str], None],
                  clear: Callable[[], None]) -> None:
         self.client, self.channel, self.evict, self.clear = client, channel, evict, clear
-        threading.Thread(target=self._listen, name="cache-invalidations", daemon=True).start()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name="cache-invalidations", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End the listening thread (within one LISTEN_POLL_SECONDS) and wait for it."""
+        self._stopping.set()
+        self._thread.join()
 
     def _listen(self) -> None:
         lost = False
-        while True:
+        while not self._stopping.is_set():
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self.channel)
@@ -35,8 +48,8 @@ class Subscriber:
                 if lost:
                     logger.info("cache invalidations resubscribed; local cache cleared")
                 lost = False
-                while True:
-                    if message := pubsub.get_message(timeout=1.0):
+                while not self._stopping.is_set():
+                    if message := pubsub.get_message(timeout=LISTEN_POLL_SECONDS):
                         self.evict(message["data"])
             except (redis.RedisError, OSError) as exc:
                 if not lost:
@@ -44,7 +57,7 @@ class Subscriber:
                 lost = True
             finally:
                 pubsub.close()
-            time.sleep(0.5)  # then try again, for as long as the process lives
+            self._stopping.wait(0.5)  # then try again, until the app closes
 
 
 class RetriedWrites:
@@ -60,7 +73,16 @@ class RetriedWrites:
         # each: (when, give up at, order, write, gave_up)
         self._order = itertools.count()  # breaks ties, so the heap never compares two writes
         self._wakeup = threading.Condition()
-        threading.Thread(target=self._run, name="cache-retried-writes", daemon=True).start()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="cache-retried-writes", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread and wait for it; writes still due are dropped (the pinned entries die with the app)."""
+        with self._wakeup:
+            self._stopping = True
+            self._wakeup.notify()
+        self._thread.join()
 
     def schedule(self, write: Callable[[], bool], *, give_up_at: float,
                  gave_up: Callable[[], None] = lambda: None) -> None:
@@ -72,8 +94,10 @@ class RetriedWrites:
     def _run(self) -> None:
         while True:
             with self._wakeup:
-                while not self._due or self._due[0][0] > time.monotonic():
+                while not self._stopping and (not self._due or self._due[0][0] > time.monotonic()):
                     self._wakeup.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                if self._stopping:
+                    return
                 _, give_up_at, _, write, gave_up = heapq.heappop(self._due)
             try:
                 done = write()

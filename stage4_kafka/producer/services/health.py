@@ -5,9 +5,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..repositories import db
-from ..repositories.broker import broker
-from ..repositories.cache import cache
+from ..repositories.broker import Broker
+from ..repositories.cache import RedisCache
+from ..repositories.db import Database
 
 
 @dataclass
@@ -20,10 +20,10 @@ class Readiness:
         return all(check["status"] != "down" for check in self.checks.values())
 
 
-def readiness() -> Readiness:
+def readiness(*, database: Database, cache: RedisCache, broker: Broker) -> Readiness:
     """Probe each dependency once and time it."""
     report = Readiness()
-    report.checks["database"] = _timed(db.database.ping)
+    report.checks["database"] = _timed(database.ping)
     report.checks["cache"] = _timed(cache.ping, failed="degraded")  # optional: reads fall back to the database
     report.checks["broker"] = _timed(broker.ping)  # required: without it no create can be accepted
     return report

@@ -17,10 +17,9 @@ from typing import Any
 from common.errors import IdempotencyKeyInUse, IdempotencyKeyMismatch, ServiceUnavailable, ValidationFailed
 from common.timeutil import rfc3339, utcnow
 
-from ..config import Settings
 from ..repositories import idempotency as records
-from ..repositories.cache import CacheSession, cache
-from ..repositories.db import database
+from ..repositories.cache import CacheSession
+from ..repositories.db import Database
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x20-\x7e]{1,255}")  # 1-255 printable ASCII
@@ -41,20 +40,6 @@ class Claim:
     task: dict[str, Any] | None = None  # what an earlier attempt with this key and body may have published
 
 
-_settings: Settings | None = None
-
-
-def configure(*, settings: Settings) -> None:
-    global _settings
-    _settings = settings
-
-
-def settings() -> Settings:
-    if _settings is None:
-        raise RuntimeError("idempotency is not configured: create_app() configures it")
-    return _settings
-
-
 def check_key(raw: str | None) -> str | None:
     """The header's key, None when absent; 400 VALIDATION_FAILED unless it is 1-255 printable ASCII."""
     if raw is None:
@@ -70,67 +55,71 @@ def request_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def begin(*, user_id: uuid.UUID, key: str, request_hash: str) -> Replay | Claim:
-    """Replay the key's answer, claim the key for this request, or raise 409/422 (503 without Redis)."""
-    session = cache.session()
-    found = records.cached(session, user_id=user_id, key=key)
-    if found is None and session.up:
-        with database.unit_of_work() as db:
-            found = records.landed(db, user_id=user_id, key=key, now=utcnow())
-        if found is None:
+class Idempotency:
+    """The Idempotency-Key rules of one app: claims and answers in the request's Redis session, landed answers
+    in the database."""
+
+    def __init__(self, *, database: Database, ttl_seconds: int, in_flight_seconds: int) -> None:
+        self.database = database
+        self.ttl_seconds, self.in_flight_seconds = ttl_seconds, in_flight_seconds
+
+    def begin(self, *, session: CacheSession, user_id: uuid.UUID, key: str, request_hash: str) -> Replay | Claim:
+        """Replay the key's answer, claim the key for this request, or raise 409/422 (503 without Redis)."""
+        found = records.cached(session, user_id=user_id, key=key)
+        if found is None and session.up:
+            with self.database.unit_of_work() as db:
+                found = records.landed(db, user_id=user_id, key=key, now=utcnow())
+            if found is None:
+                token = secrets.token_hex(8)
+                taken = records.claim(session, user_id=user_id, key=key, request_hash=request_hash, token=token,
+                                      ttl_seconds=self.in_flight_seconds)
+                if taken:
+                    return Claim(user_id, key, request_hash, token)
+                # Another request claimed it between our read and our claim: answer as for its record.
+                found = self._reread(session, user_id=user_id, key=key, request_hash=request_hash)
+        if found is not None and found["state"] == records.UNSETTLED and session.up:
             token = secrets.token_hex(8)
-            taken = records.claim(session, user_id=user_id, key=key, request_hash=request_hash, token=token,
-                                  ttl_seconds=settings().idempotency_in_flight_seconds)
-            if taken:
-                return Claim(user_id, key, request_hash, token)
-            # Another request claimed it between our read and our claim: answer as for its record.
-            found = _reread(session, user_id=user_id, key=key, request_hash=request_hash)
-    if found is not None and found["state"] == records.UNSETTLED and session.up:
-        token = secrets.token_hex(8)
-        if records.take_over(session, user_id=user_id, key=key, found=found, request_hash=request_hash, token=token,
-                             ttl_seconds=settings().idempotency_in_flight_seconds):
-            same = found["request_hash"] == request_hash  # another body is another request: a new task
-            return Claim(user_id, key, request_hash, token, found["task"] if same else None)
-        found = _reread(session, user_id=user_id, key=key, request_hash=request_hash)
-    if not session.up:
-        # Without Redis no claim can be taken, so two retries could both publish: refuse instead.
-        raise ServiceUnavailable("The idempotency store is unavailable; retry later.", retry_after=1)
-    return _answer(found, request_hash)
+            if records.take_over(session, user_id=user_id, key=key, found=found, request_hash=request_hash,
+                                 token=token, ttl_seconds=self.in_flight_seconds):
+                same = found["request_hash"] == request_hash  # another body is another request: a new task
+                return Claim(user_id, key, request_hash, token, found["task"] if same else None)
+            found = self._reread(session, user_id=user_id, key=key, request_hash=request_hash)
+        if not session.up:
+            # Without Redis no claim can be taken, so two retries could both publish: refuse instead.
+            raise ServiceUnavailable("The idempotency store is unavailable; retry later.", retry_after=1)
+        return self._answer(found, request_hash)
 
+    def _reread(self, session: CacheSession, *, user_id: uuid.UUID, key: str, request_hash: str) -> records.Record:
+        """The key's record after another request changed it under us; gone already, it was in flight (409)."""
+        return records.cached(session, user_id=user_id, key=key) or {"state": records.IN_FLIGHT,
+                                                                    "request_hash": request_hash}
 
-def _reread(session: CacheSession, *, user_id: uuid.UUID, key: str, request_hash: str) -> records.Record:
-    """The key's record after another request changed it under us; gone already, it was in flight (409)."""
-    return records.cached(session, user_id=user_id, key=key) or {"state": records.IN_FLIGHT,
-                                                                "request_hash": request_hash}
+    def _answer(self, found: records.Record, request_hash: str) -> Replay:
+        if found["request_hash"] != request_hash:
+            raise IdempotencyKeyMismatch()
+        if found["state"] != records.DONE:
+            # The first request answers within PUBLISH_ATTEMPTS x PUBLISH_TIMEOUT_MS; a second is a fair wait.
+            raise IdempotencyKeyInUse(headers={"Retry-After": "1"})
+        return Replay(found["status_code"], found["body"])
 
+    def event_record(self, claim: Claim, *, status_code: int, body: dict[str, Any]) -> dict[str, Any]:
+        """The `idempotency` member of the task.created event: what the consumer lands in idempotency_keys."""
+        expires_at = utcnow() + timedelta(seconds=self.ttl_seconds)
+        return {"key": claim.key, "request_hash": claim.request_hash, "status_code": status_code,
+                "response_body": body, "expires_at": rfc3339(expires_at)}
 
-def _answer(found: records.Record, request_hash: str) -> Replay:
-    if found["request_hash"] != request_hash:
-        raise IdempotencyKeyMismatch()
-    if found["state"] != records.DONE:
-        # The first request answers within PUBLISH_ATTEMPTS x PUBLISH_TIMEOUT_MS; a second is a fair wait.
-        raise IdempotencyKeyInUse(headers={"Retry-After": "1"})
-    return Replay(found["status_code"], found["body"])
+    def finish(self, claim: Claim, *, session: CacheSession, status_code: int, body: dict[str, Any]) -> None:
+        """After the ack: the answer replaces the claim (best effort: the consumer lands it in the table too)."""
+        records.store_answer(session, user_id=claim.user_id, key=claim.key,
+                             request_hash=claim.request_hash, status_code=status_code, body=body,
+                             ttl_seconds=self.ttl_seconds)
 
+    def abandon(self, claim: Claim, *, session: CacheSession, task: dict[str, Any]) -> None:
+        """After a 503: the key is free again, and a retry with the same body publishes this same task again.
 
-def event_record(claim: Claim, *, status_code: int, body: dict[str, Any]) -> dict[str, Any]:
-    """The `idempotency` member of the task.created event: what the consumer lands in idempotency_keys."""
-    expires_at = utcnow() + timedelta(seconds=settings().idempotency_ttl_seconds)
-    return {"key": claim.key, "request_hash": claim.request_hash, "status_code": status_code,
-            "response_body": body, "expires_at": rfc3339(expires_at)}
+        The 503 may follow a timeout, and a timed-out message may still have been written (sent, but not
+        acknowledged in time): republishing the same task id lets the consumer land it at most once.
+        """
+        records.unsettle(session, user_id=claim.user_id, key=claim.key,
+                         request_hash=claim.request_hash, token=claim.token, task=task, ttl_seconds=self.ttl_seconds)
 
-
-def finish(claim: Claim, *, status_code: int, body: dict[str, Any]) -> None:
-    """After the ack: the answer replaces the claim (best effort: the consumer lands it in the table too)."""
-    records.store_answer(cache.session(), user_id=claim.user_id, key=claim.key, request_hash=claim.request_hash,
-                         status_code=status_code, body=body, ttl_seconds=settings().idempotency_ttl_seconds)
-
-
-def abandon(claim: Claim, *, task: dict[str, Any]) -> None:
-    """After a 503: the key is free again, and a retry with the same body publishes this same task again.
-
-    The 503 may follow a timeout, and a timed-out message may still have been written (sent, but not
-    acknowledged in time): republishing the same task id lets the consumer land it at most once.
-    """
-    records.unsettle(cache.session(), user_id=claim.user_id, key=claim.key, request_hash=claim.request_hash,
-                     token=claim.token, task=task, ttl_seconds=settings().idempotency_ttl_seconds)

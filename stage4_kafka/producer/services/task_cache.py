@@ -15,11 +15,10 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..config import Settings
-from ..repositories.cache import INVALIDATION_CHANNEL, cache, cancel_key, decode, task_key
+from ..repositories.cache import INVALIDATION_CHANNEL, CacheSession, RedisCache, cancel_key, decode, task_key
 from ..repositories.invalidation import RetriedWrites, Subscriber
 from ..repositories.local_cache import ABSENT, LocalCache, SingleFlight
 
@@ -29,134 +28,122 @@ LOCK_POLL_SECONDS = 0.02
 Document = dict[str, Any] | None  # a task's public JSON; None is "no such task for this user"
 
 
-@dataclass
-class _Levels:
-    settings: Settings
-    local: LocalCache
-    flights: SingleFlight
-    retries: RetriedWrites
+class TaskCache:
+    """The two cache levels of task reads, and their threads: one per app, built by its runtime, closed with it."""
 
+    def __init__(self, *, redis: RedisCache, settings: Settings) -> None:
+        self.redis, self.settings = redis, settings
+        self.local = LocalCache(max_entries=settings.cache_local_max_entries)
+        self.flights = SingleFlight(wait_seconds=settings.cache_lock_ttl_ms / 1000 + 15)
+        self.retries = RetriedWrites(retry_seconds=0.5)
+        self.subscriber = Subscriber(redis.client, channel=INVALIDATION_CHANNEL, evict=self.local.evict,
+                                     clear=self.local.clear)
 
-_levels: _Levels | None = None
+    def close(self) -> None:
+        """Stop the subscriber and the retried writes, and wait for their threads."""
+        self.subscriber.stop()
+        self.retries.stop()
 
+    def session(self) -> CacheSession:
+        """One request's Redis session: every call of the request goes through it, so after its first
+        failure (down, or a timeout) the rest of the request skips Redis: a hung Redis costs one timeout."""
+        return self.redis.session()
 
-def configure(*, settings: Settings) -> None:
-    """Build this process's local level and start its subscriber and retried-write threads (once per worker)."""
-    global _levels
-    local = LocalCache(max_entries=settings.cache_local_max_entries)
-    lock_seconds = settings.cache_lock_ttl_ms / 1000
-    _levels = _Levels(settings, local, SingleFlight(wait_seconds=lock_seconds + 15), RetriedWrites(retry_seconds=0.5))
-    assert cache.client is not None, "configure the Redis client first"
-    Subscriber(cache.client, channel=INVALIDATION_CHANNEL, evict=local.evict, clear=local.clear)
+    def jittered(self, seconds: float) -> float:
+        """A TTL spread uniformly over seconds * (1 ± CACHE_TTL_JITTER), so entries filled together expire apart."""
+        jitter = self.settings.cache_ttl_jitter
+        return seconds * random.uniform(1 - jitter, 1 + jitter)
 
+    def read(self, *, session: CacheSession, user_id: uuid.UUID, task_id: uuid.UUID,
+             load: Callable[[], Document]) -> tuple[Document, str]:
+        """The task's document (None: not found) and which level answered; `load` reads the database."""
+        key = task_key(user_id, task_id)
+        document = self.local.get(key)
+        if document is not ABSENT:
+            return document, LOCAL
+        (document, source), led = self.flights.run(key, lambda: self._shared_levels(session, key, load))
+        return document, source if led else LOCAL  # a follower was answered from this process's memory
 
-def levels() -> _Levels:
-    if _levels is None:
-        raise RuntimeError("the task cache is not configured: create_app() configures it")
-    return _levels
-
-
-def jittered(seconds: float) -> float:
-    """A TTL spread uniformly over seconds * (1 ± CACHE_TTL_JITTER), so entries filled together expire apart."""
-    jitter = levels().settings.cache_ttl_jitter
-    return seconds * random.uniform(1 - jitter, 1 + jitter)
-
-
-def read(*, user_id: uuid.UUID, task_id: uuid.UUID, load: Callable[[], Document]) -> tuple[Document, str]:
-    """The task's document (None: not found) and which level answered; `load` reads the database."""
-    key, state = task_key(user_id, task_id), levels()
-    document = state.local.get(key)
-    if document is not ABSENT:
-        return document, LOCAL
-    (document, source), led = state.flights.run(key, lambda: _shared_levels(key, load))
-    return document, source if led else LOCAL  # a follower was answered from this process's memory
-
-
-def _shared_levels(key: str, load: Callable[[], Document]) -> tuple[Document, str]:
-    state, session = levels(), cache.session()
-    lock_ms = state.settings.cache_lock_ttl_ms
-    give_up = time.monotonic() + lock_ms / 1000 + 0.5  # by then the lock has expired, whoever held it
-    token = None
-    while True:
-        found = session.get(key)
-        if found is None and session.up:
-            token = session.try_lock(key, ttl_ms=lock_ms)
-            if token:  # the last holder may have filled the key and let go between our get and our lock
+    def _shared_levels(self, session: CacheSession, key: str, load: Callable[[], Document]) -> tuple[Document, str]:
+        lock_ms = self.settings.cache_lock_ttl_ms
+        give_up = time.monotonic() + lock_ms / 1000 + 0.5  # by then the lock has expired, whoever held it
+        token = None
+        while True:
+            found = session.get(key)
+            if found is None and session.up:
+                token = session.try_lock(key, ttl_ms=lock_ms)
+                if token:  # the last holder may have filled the key and let go between our get and our lock
+                    found = session.get(key)
+            if found is not None:
+                if token:
+                    session.unlock(key, token)
+                document = decode(found)
+                self._fill_local(key, document)
+                return document, REDIS
+            if token or not session.up or time.monotonic() >= give_up:
+                break  # we load; without the lock only if Redis failed or the holder outlived its lock
+            time.sleep(LOCK_POLL_SECONDS)
+        try:
+            document = load()
+            ttl = self.settings.cache_ttl_seconds if document is not None else self.settings.cache_negative_ttl_seconds
+            if session.set_if_newer(key, document, ttl_ms=round(self.jittered(ttl) * 1000)) is False:
+                # A create or cancel wrote a newer state while we read the database, which has not landed it yet.
                 found = session.get(key)
-        if found is not None:
+                document = decode(found) if found is not None else document
+            self._fill_local(key, document)
+        finally:
             if token:
                 session.unlock(key, token)
-            document = decode(found)
-            _fill_local(key, document)
-            return document, REDIS
-        if token or not session.up or time.monotonic() >= give_up:
-            break  # we load; without the lock only if Redis failed or the holder outlived its lock
-        time.sleep(LOCK_POLL_SECONDS)
-    try:
-        document = load()
-        ttl = state.settings.cache_ttl_seconds if document is not None else state.settings.cache_negative_ttl_seconds
-        if session.set_if_newer(key, document, ttl_ms=round(jittered(ttl) * 1000)) is False:
-            # A create or cancel wrote a newer state while we read the database, which has not landed it yet.
-            found = session.get(key)
-            document = decode(found) if found is not None else document
-        _fill_local(key, document)
-    finally:
+        return document, MISS
+
+    def _fill_local(self, key: str, document: Document) -> None:
+        ttl = self.settings.cache_local_ttl_seconds
+        if document is None:
+            ttl = min(ttl, self.settings.cache_negative_ttl_seconds)
+        self.local.put(key, document, ttl_seconds=self.jittered(ttl))
+
+    def remember(self, *, session: CacheSession, user_id: uuid.UUID, task_id: uuid.UUID,
+                 document: dict[str, Any]) -> bool:
+        """After the broker's ack: the task's new JSON answers reads at once, from any process, if Redis took it."""
+        key = task_key(user_id, task_id)
+        ttl_seconds = self.jittered(self.settings.read_your_writes_ttl_seconds)
+        self._fill_local(key, document)
+        # Until Redis holds it, this process answers the new state from memory: after an outage Redis
+        # may still hold the older one, and the resubscribed invalidations clear the LRU.
+        self.local.pin(key, document)
+
+        def write(session: CacheSession) -> bool:
+            # Once stored, other processes are told to drop their copy and read Redis again (our own
+            # subscriber may drop ours too: harmless).
+            stored = session.set_if_newer(key, document, ttl_ms=round(ttl_seconds * 1000),
+                                          announce_on=INVALIDATION_CHANNEL)
+            if stored is not None:  # Redis holds this state, or a newer one (then read that from Redis)
+                self.local.unpin(key, document)
+                if stored is False:
+                    self.local.evict(key)
+            return session.up
+
+        if write(session):
+            return True
+        # Write it once Redis is back (an older state never replaces a newer one, so a late retry is
+        # harmless), for as long as the entry would live.
+        self.retries.schedule(lambda: write(self.redis.session()), give_up_at=time.monotonic() + ttl_seconds,
+                              gave_up=lambda: self.local.unpin(key, document))
+        return False
+
+    def claim_cancel(self, *, session: CacheSession, user_id: uuid.UUID, task_id: uuid.UUID) -> tuple[bool, str | None]:
+        """(whether this request may publish the cancel, the claim's token to release on failure).
+
+        SET NX makes one of racing cancels the winner. Without Redis there is no claim: the request
+        proceeds (two racing cancels may then both answer 202; the consumer's conditional UPDATE applies one).
+        """
+        token = uuid.uuid4().hex
+        ttl_seconds = self.settings.read_your_writes_ttl_seconds
+        taken = session.claim(cancel_key(user_id, task_id), token, ttl_seconds=ttl_seconds)
+        return (taken is not False), (token if taken else None)
+
+    def release_cancel(self, *, session: CacheSession, user_id: uuid.UUID, task_id: uuid.UUID,
+                       token: str | None) -> None:
+        """The cancel was not published (503): let a retry claim it again."""
         if token:
-            session.unlock(key, token)
-    return document, MISS
-
-
-def _fill_local(key: str, document: Document) -> None:
-    settings = levels().settings
-    ttl = settings.cache_local_ttl_seconds
-    if document is None:
-        ttl = min(ttl, settings.cache_negative_ttl_seconds)
-    levels().local.put(key, document, ttl_seconds=jittered(ttl))
-
-
-def remember(*, user_id: uuid.UUID, task_id: uuid.UUID, document: dict[str, Any]) -> bool:
-    """After the broker's ack: the task's new JSON answers reads at once, from any process, if Redis took it."""
-    key, state = task_key(user_id, task_id), levels()
-    ttl_seconds = jittered(state.settings.read_your_writes_ttl_seconds)
-    _fill_local(key, document)
-    # Until Redis holds it, this process answers the new state from memory: after an outage Redis
-    # may still hold the older one, and the resubscribed invalidations clear the LRU.
-    state.local.pin(key, document)
-
-    def write() -> bool:
-        session = cache.session()
-        # Once stored, other processes are told to drop their copy and read Redis again (our own
-        # subscriber may drop ours too: harmless).
-        stored = session.set_if_newer(key, document, ttl_ms=round(ttl_seconds * 1000),
-                                      announce_on=INVALIDATION_CHANNEL)
-        if stored is not None:  # Redis holds this state, or a newer one (then read that from Redis)
-            state.local.unpin(key, document)
-            if stored is False:
-                state.local.evict(key)
-        return session.up
-
-    if write():
-        return True
-    # Write it once Redis is back (an older state never replaces a newer one, so a late retry is
-    # harmless), for as long as the entry would live.
-    state.retries.schedule(write, give_up_at=time.monotonic() + ttl_seconds,
-                           gave_up=lambda: state.local.unpin(key, document))
-    return False
-
-
-def claim_cancel(*, user_id: uuid.UUID, task_id: uuid.UUID) -> tuple[bool, str | None]:
-    """(whether this request may publish the cancel, the claim's token to release on failure).
-
-    SET NX makes one of racing cancels the winner. Without Redis there is no claim: the request
-    proceeds (two racing cancels may then both answer 202; the consumer's conditional UPDATE applies one).
-    """
-    token = uuid.uuid4().hex
-    taken = cache.session().claim(cancel_key(user_id, task_id), token,
-                                  ttl_seconds=levels().settings.read_your_writes_ttl_seconds)
-    return (taken is not False), (token if taken else None)
-
-
-def release_cancel(*, user_id: uuid.UUID, task_id: uuid.UUID, token: str | None) -> None:
-    """The cancel was not published (503): let a retry claim it again."""
-    if token:
-        cache.session().release(cancel_key(user_id, task_id), token)
+            session.release(cancel_key(user_id, task_id), token)

@@ -5,7 +5,7 @@ import base64
 import binascii
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,20 +18,16 @@ from common.ids import uuid7, uuid7_time_ms
 from common.models import CANCELABLE_STATUSES, Task, TaskStatus
 from common.timeutil import rfc3339, utcnow
 
-from ..config import Settings
 from ..repositories import tasks, users
-from ..repositories.broker import broker
-from ..repositories.db import database
-from . import events, idempotency, task_cache
+from ..repositories.broker import Broker
+from ..repositories.cache import CacheSession
+from ..repositories.db import Database
+from ...shared import events
+from .idempotency import Claim, Idempotency, Replay, request_hash
+from .task_cache import TaskCache
 
-_topic: str | None = None
 # How long a create or cancel waits for its landing when Redis cannot hold the accepted state.
 LANDING_WAIT_SECONDS = 2.0
-
-
-def configure(*, settings: Settings) -> None:
-    global _topic
-    _topic = settings.task_topic
 
 
 @dataclass(frozen=True)
@@ -66,15 +62,17 @@ def public_json(task: Task) -> dict[str, Any]:
     }
 
 
-def create_task(*, user_id: uuid.UUID, type_: str, payload: dict[str, Any], priority: int,
+def create_task(*, database: Database, cache: TaskCache, broker: Broker, idempotency: Idempotency,
+                user_id: uuid.UUID, type_: str, payload: dict[str, Any], priority: int,
                 idempotency_key: str | None = None, request_id: str | None = None) -> Accepted:
     """Publish a new PENDING task and return it once the broker acknowledged it (or replay a keyed retry)."""
-    _owner_must_exist_now(user_id)
-    claim = None
+    _owner_must_exist_now(database, user_id)
+    redis = cache.session()  # one for the whole request: a hung Redis costs it one timeout, not one per call
+    claim: Claim | None = None
     if idempotency_key is not None:
-        outcome = idempotency.begin(user_id=user_id, key=idempotency_key, request_hash=idempotency.request_hash(
+        outcome = idempotency.begin(session=redis, user_id=user_id, key=idempotency_key, request_hash=request_hash(
             {"type": type_, "payload": payload, "priority": priority}))
-        if isinstance(outcome, idempotency.Replay):
+        if isinstance(outcome, Replay):
             return Accepted(outcome.status_code, outcome.body, replayed=True)
         claim = outcome
     now = utcnow()
@@ -82,38 +80,54 @@ def create_task(*, user_id: uuid.UUID, type_: str, payload: dict[str, Any], prio
         id=uuid7(), user_id=user_id, type=type_, payload=payload, priority=priority, status=TaskStatus.PENDING.value,
         created_at=now, updated_at=now))
     record = idempotency.event_record(claim, status_code=202, body=document) if claim else None
-    try:
-        _publish(document["id"], events.created(task=document, user_id=user_id, idempotency=record),
-                 events.headers(events.CREATED, request_id=request_id))
-    except BaseException:
+
+    def give_the_key_back() -> None:  # the client saw nothing stored; a retry with the key reuses the task id
         if claim:
-            idempotency.abandon(claim, task=document)  # the client saw nothing stored; a retry reuses the task id
-        raise
-    task_id = uuid.UUID(document["id"])
-    if not task_cache.remember(user_id=user_id, task_id=task_id, document=document):
-        _wait_until_landed(user_id=user_id, task_id=task_id)
+            idempotency.abandon(claim, session=redis, task=document)
+
+    _accept(database=database, cache=cache, broker=broker, session=redis, user_id=user_id, document=document,
+            event=events.created(task=document, user_id=user_id, idempotency=record),
+            headers=events.headers(events.CREATED, request_id=request_id), undo=give_the_key_back,
+            landed_status=None)  # a keyed retry may republish a task that has landed and moved on since
     if claim:
-        idempotency.finish(claim, status_code=202, body=document)
+        idempotency.finish(claim, session=redis, status_code=202, body=document)
     return Accepted(202, document, replayed=False)
 
 
-def _publish(key: str, value: bytes, headers: events.Headers) -> None:
-    if _topic is None:
-        raise RuntimeError("the task service is not configured: create_app() configures it")
-    # The task id is the key: all of a task's events land on one partition, in the order accepted.
-    broker.publish(topic=_topic, key=key, value=value, headers=headers)
+def _accept(*, database: Database, cache: TaskCache, broker: Broker, session: CacheSession, user_id: uuid.UUID,
+            document: dict[str, Any], event: bytes, headers: events.Headers, undo: Callable[[], None],
+            landed_status: str | None) -> None:
+    """Publish a create's or a cancel's event, then make the accepted state readable at once.
+
+    `undo` runs if the broker did not acknowledge (the 503 follows); after the ack, the cache holds the
+    new state (read-your-writes), or, if Redis could not take it, the request waits until the task has
+    landed, in `landed_status` if given.
+    """
+    task_id = uuid.UUID(document["id"])
+    try:
+        # The task id is the key: all of a task's events land on one partition, in the order accepted.
+        broker.publish(key=str(task_id), value=event, headers=headers)
+    except BaseException:
+        undo()
+        raise
+    if not cache.remember(session=session, user_id=user_id, task_id=task_id, document=document):
+        _wait_until_landed(database, user_id=user_id, task_id=task_id, status=landed_status)
 
 
-def get_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRead:
-    """Return the user's task through the cache; raise TaskNotFound for a missing task or another user's."""
-    document, source = task_cache.read(user_id=user_id, task_id=task_id,
-                                       load=lambda: _load_task_in_flight(user_id=user_id, task_id=task_id))
+def get_task(*, database: Database, cache: TaskCache, user_id: uuid.UUID, task_id: uuid.UUID,
+             session: CacheSession | None = None) -> TaskRead:
+    """Return the user's task through the cache; raise TaskNotFound for a missing task or another user's.
+
+    `session`: the Redis session of the request this read is part of (a cancel's), else a new one.
+    """
+    document, source = cache.read(session=session or cache.session(), user_id=user_id, task_id=task_id,
+                                  load=lambda: _load_task_in_flight(database, user_id=user_id, task_id=task_id))
     if document is None:
         raise TaskNotFound()
     return TaskRead(document, source)
 
 
-def _load_task_in_flight(*, user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
+def _load_task_in_flight(database: Database, *, user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
     """The task from the database; for an id minted moments ago, wait (boundedly) for the consumer to land it.
 
     A read reaches the database when no cache level has the task: normally because it landed long
@@ -121,22 +135,23 @@ def _load_task_in_flight(*, user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str,
     way. A UUIDv7 carries its creation time, so only an id younger than LANDING_WAIT_SECONDS is waited
     for; an older one that is missing is simply not found.
     """
-    document = _load_task(user_id=user_id, task_id=task_id)
+    document = _load_task(database, user_id=user_id, task_id=task_id)
     age = time.time() - uuid7_time_ms(task_id) / 1000
     if document is not None or task_id.version != 7 or not 0 <= age < LANDING_WAIT_SECONDS:
         return document
-    _wait_until_landed(user_id=user_id, task_id=task_id, seconds=LANDING_WAIT_SECONDS - age)
-    return _load_task(user_id=user_id, task_id=task_id)
+    _wait_until_landed(database, user_id=user_id, task_id=task_id, seconds=LANDING_WAIT_SECONDS - age)
+    return _load_task(database, user_id=user_id, task_id=task_id)
 
 
-def _load_task(*, user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
+def _load_task(database: Database, *, user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
     """The user's task from the database as public JSON, or None."""
     with database.unit_of_work() as session, _owner_must_exist():
         task = tasks.get_owned(session, user_id=user_id, task_id=task_id)
     return None if task is None else public_json(task)
 
 
-def list_tasks(*, user_id: uuid.UUID, limit: int, cursor: str | None, status: str | None) -> TaskPage:
+def list_tasks(*, database: Database, user_id: uuid.UUID, limit: int, cursor: str | None,
+               status: str | None) -> TaskPage:
     """Return one page of the user's tasks, newest first, and the cursor of the next page."""
     before = decode_cursor(cursor) if cursor else None
     with database.unit_of_work() as session, _owner_must_exist():
@@ -145,29 +160,29 @@ def list_tasks(*, user_id: uuid.UUID, limit: int, cursor: str | None, status: st
     return TaskPage(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
 
 
-def cancel_task(*, user_id: uuid.UUID, task_id: uuid.UUID, request_id: str | None = None) -> dict[str, Any]:
+def cancel_task(*, database: Database, cache: TaskCache, broker: Broker, user_id: uuid.UUID, task_id: uuid.UUID,
+                request_id: str | None = None) -> dict[str, Any]:
     """Publish the cancel of a PENDING task and return it CANCELED; raise TaskNotCancelable from any other status."""
-    _owner_must_exist_now(user_id)  # a write on behalf of a deleted user is refused even if the task is cached
-    current = get_task(user_id=user_id, task_id=task_id).task  # the cache first: the task may not have landed yet
+    _owner_must_exist_now(database, user_id)  # a write on behalf of a deleted user is refused even if cached
+    redis = cache.session()  # one for the whole request: a hung Redis costs it one timeout, not one per call
+    # The cache first: the task may not have landed yet.
+    current = get_task(database=database, cache=cache, session=redis, user_id=user_id, task_id=task_id).task
     if current["status"] not in {status.value for status in CANCELABLE_STATUSES}:
         raise TaskNotCancelable(f"The task is {current['status']}; only a PENDING task can be canceled.")
-    won, token = task_cache.claim_cancel(user_id=user_id, task_id=task_id)
+    won, token = cache.claim_cancel(session=redis, user_id=user_id, task_id=task_id)
     if not won:  # a racing cancel claimed it first: it publishes, this one sees the task as CANCELED
         raise TaskNotCancelable("The task is CANCELED; only a PENDING task can be canceled.")
     now = utcnow()
-    try:
-        _publish(str(task_id), events.canceled(task_id=task_id, user_id=user_id, at=now),
-                 events.headers(events.CANCELED, request_id=request_id))
-    except BaseException:
-        task_cache.release_cancel(user_id=user_id, task_id=task_id, token=token)
-        raise
     canceled = {**current, "status": TaskStatus.CANCELED.value, "updated_at": rfc3339(now)}
-    if not task_cache.remember(user_id=user_id, task_id=task_id, document=canceled):
-        _wait_until_landed(user_id=user_id, task_id=task_id, status=canceled["status"])
+    _accept(database=database, cache=cache, broker=broker, session=redis, user_id=user_id, document=canceled,
+            event=events.canceled(task_id=task_id, user_id=user_id, at=now),
+            headers=events.headers(events.CANCELED, request_id=request_id),
+            undo=lambda: cache.release_cancel(session=redis, user_id=user_id, task_id=task_id, token=token),
+            landed_status=canceled["status"])
     return canceled
 
 
-def _wait_until_landed(*, user_id: uuid.UUID, task_id: uuid.UUID, status: str | None = None,
+def _wait_until_landed(database: Database, *, user_id: uuid.UUID, task_id: uuid.UUID, status: str | None = None,
                        seconds: float = LANDING_WAIT_SECONDS) -> None:
     """Wait (boundedly) until the consumer has landed the task, in `status` if given; the database is the fallback.
 
@@ -175,7 +190,7 @@ def _wait_until_landed(*, user_id: uuid.UUID, task_id: uuid.UUID, status: str | 
     the create or cancel the consumer's lag (milliseconds) instead of costing the next read a 404.
     """
     def landed() -> bool:
-        document = _load_task(user_id=user_id, task_id=task_id)
+        document = _load_task(database, user_id=user_id, task_id=task_id)
         return document is not None and status in (None, document["status"])
 
     try:
@@ -185,7 +200,7 @@ def _wait_until_landed(*, user_id: uuid.UUID, task_id: uuid.UUID, status: str | 
         logger.warning("not landed in time for read-your-writes without Redis", task_id=str(task_id), status=status)
 
 
-def _owner_must_exist_now(user_id: uuid.UUID) -> None:
+def _owner_must_exist_now(database: Database, user_id: uuid.UUID) -> None:
     """Creates and cancels touch no table, so ask for the owner: a deleted user's token speaks for nobody (401)."""
     if not database.autocommit_read(lambda connection: users.exists(connection, user_id)):
         raise Unauthorized("The bearer token's user does not exist.")

@@ -1,4 +1,10 @@
-"""Task events off the wire: decode and check a message's value, or say in one line why it is poison."""
+"""The task events: one format, with its encoder (the producer's) and its decoder (the consumer's) side by side.
+
+A message's value is one JSON object: {"event": "task.created" | "task.canceled", "version": 1,
+"occurred_at", "task": {...}, ["idempotency": {...} | null]}; its key is the task id, and its headers
+say the event type, the content type and the request id. decode() checks everything encode wrote and
+says in one line why a message is poison.
+"""
 from __future__ import annotations
 
 import json
@@ -9,9 +15,40 @@ from datetime import datetime
 from typing import Any
 
 from common.ids import parse_uuid
+from common.models import TaskStatus
+from common.timeutil import rfc3339
 
-from ..producer.services.events import CANCELED, CREATED, VERSION  # the format's one definition
-_TYPE = re.compile(r"[a-z0-9_.-]{1,64}")  # the API's rule for a task type (handlers/schemas.py)
+VERSION = 1
+CREATED, CANCELED = "task.created", "task.canceled"
+Headers = list[tuple[str, bytes]]
+
+
+def created(*, task: dict[str, Any], user_id: uuid.UUID, idempotency: dict[str, Any] | None) -> bytes:
+    """task.created: the accepted task (its public JSON plus the owner) and the idempotency record, if any."""
+    return _encode({"event": CREATED, "version": VERSION, "occurred_at": task["created_at"],
+                    "task": {**task, "user_id": str(user_id)}, "idempotency": idempotency})
+
+
+def canceled(*, task_id: uuid.UUID, user_id: uuid.UUID, at: datetime) -> bytes:
+    """task.canceled: only what the consumer's conditional UPDATE needs."""
+    return _encode({"event": CANCELED, "version": VERSION, "occurred_at": rfc3339(at),
+                    "task": {"id": str(task_id), "user_id": str(user_id), "status": TaskStatus.CANCELED.value,
+                             "updated_at": rfc3339(at)}})
+
+
+def headers(event_type: str, *, request_id: str | None) -> Headers:
+    """The headers every event carries; the request id ties the consumer's log lines to the request's."""
+    return [("event-type", event_type.encode()), ("content-type", b"application/json"),
+            ("request-id", (request_id or "").encode())]
+
+
+def _encode(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# Decoding: what the consumer reads off the wire.
+
+_TYPE = re.compile(r"[a-z0-9_.-]{1,64}")  # the API's rule for a task type (producer/handlers/schemas.py)
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _KINDS = {str: "a string", int: "an integer", dict: "an object"}
