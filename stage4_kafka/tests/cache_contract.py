@@ -35,10 +35,15 @@ def lock_key(user_id: str, task_id: str) -> str:
     return f"lock:{task_key(user_id, task_id)}"
 
 
+def version_key(user_id: str, task_id: str) -> str:
+    """Stage 4: the entry's version, written with it: the task's `updated_at`, which orders its states."""
+    return f"version:{task_key(user_id, task_id)}"
+
+
 def evict(cache, user_id: str, task_id: str) -> None:
-    """Drop a task's entry everywhere, as a stage-3 write does: the Redis key, then every process's local copy."""
+    """Drop a task's entry everywhere, as a stage-3 write does: the Redis keys, then every process's local copy."""
     key = task_key(user_id, task_id)
-    cache.client.delete(key)
+    cache.client.delete(key, version_key(user_id, task_id))
     # Just after a Redis outage the processes may not listen yet; they clear their local level when they do.
     for attempt in Retrying(stop=stop_after_delay(5), wait=wait_fixed(0.05), reraise=True):
         with attempt:

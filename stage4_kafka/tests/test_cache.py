@@ -1,6 +1,7 @@
 """The read path of the two-level cache, seen from outside: X-Cache, Redis keys and TTLs, negative entries, BOLA, locks."""
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -10,7 +11,7 @@ from tenacity import Retrying, stop_after_delay, wait_fixed
 from common.testing.contract import assert_contract
 
 from .cache_contract import (LOCAL_TTL_MAX, NEGATIVE_TTL_BAND, READ_YOUR_WRITES_TTL_BAND, REDIS_TTL_BAND,
-                             cached_task, evict, lock_key, task_key, ttl_seconds)
+                             cached_task, evict, lock_key, task_key, ttl_seconds, version_key)
 
 TASK_READS = r"^\s*SELECT\b.*\btasks\b"  # get_owned's statement; COM_PING (pool pre-ping) is not a statement
 
@@ -143,3 +144,22 @@ def test_a_lock_left_by_a_dead_holder_delays_a_read_no_longer_than_its_expiry(ap
     assert waited < remaining + 1.0, f"the read waited {waited:.2f} s on a lock that expired after {remaining:.2f} s"
     assert waited >= remaining - 0.2, f"the read ignored the lock another holder had (answered after {waited:.2f} s)"
     assert cached_task(cache.client.get(task_key(alice.id, task["id"]))) == task, "the reader did not fill Redis"
+
+
+@pytest.mark.check("S4-AC14")
+def test_an_accepted_cancel_never_replaces_a_newer_entry_whatever_fields_it_carries(api, alice, create_task, cache):
+    """The version is kept beside the entry: a field after `updated_at` (a later format) changes nothing."""
+    task = create_task(alice)
+    key = task_key(alice.id, task["id"])
+    # A newer state of the task, as a later producer would store it: its version, and a field after updated_at.
+    newer = {**task, "priority": 9, "updated_at": "2999-01-01T00:00:00.000000Z", "trace": "after updated_at"}
+    evict(cache, alice.id, task["id"])  # no process keeps an older copy in its local level
+    cache.client.set(version_key(alice.id, task["id"]), newer["updated_at"], ex=60)
+    cache.client.set(key, json.dumps(newer, separators=(",", ":")), ex=60)
+    canceled = api.post(f"/api/v1/tasks/{task['id']}/cancel", headers=alice.headers)
+    assert canceled.status_code == 202, canceled.text
+    for _ in range(3):  # any worker, any level
+        answer = read(api, alice, task["id"])
+        assert answer.json() == newer, f"the cancel's older state replaced a newer entry: {answer.json()}"
+    assert cached_task(cache.client.get(key)) == newer and cache.client.get(version_key(alice.id, task["id"])) == \
+        newer["updated_at"], "Redis no longer holds the newer entry and its version"

@@ -1,11 +1,12 @@
 """Redis, the shared cache level: the key space, the stored values, and every Redis call, each with a timeout.
 
 Key space (version `v1`, so a change of value format can never read old entries):
-  task:v1:{user_id}:{task_id}        the task's public JSON, or NEGATIVE for "no such task for this user"
-  lock:task:v1:{user_id}:{task_id}   the single-flight lock of that entry: a random token, SET NX PX
-  channel task:v1:invalidate         pub/sub: each message is a task key every process evicts locally
-  cancel:v1:{user_id}:{task_id}      stage 4: the claim of the one cancel that publishes (SET NX EX)
-  idem:v1:{user_id}:{sha256(key)}    stage 4: an Idempotency-Key's claim or answer (repositories/idempotency.py)
+  task:v1:{user_id}:{task_id}           the task's public JSON, or NEGATIVE for "no such task for this user"
+  lock:task:v1:{user_id}:{task_id}      the single-flight lock of that entry: a random token, SET NX PX
+  version:task:v1:{user_id}:{task_id}   stage 4: that entry's version, its `updated_at` ("" for NEGATIVE), same TTL
+  channel task:v1:invalidate            pub/sub: each message is a task key every process evicts locally
+  cancel:v1:{user_id}:{task_id}         stage 4: the claim of the one cancel that publishes (SET NX EX)
+  idem:v1:{user_id}:{sha256(key)}       stage 4: an Idempotency-Key's claim or answer (repositories/idempotency.py)
 The owner is part of every key, so one user's entries (found or not) can never answer another user.
 """
 from __future__ import annotations
@@ -29,14 +30,15 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 # Replaces the key's value only if it is still the one we read: a compare-and-swap.
 _SWAP = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2], 'ex', ARGV[3]) return 1 end return 0"
 # Writes a task's JSON unless the stored one is newer: a read that loaded the database before a cancel, or a
-# retried write, must never put an older state back. The version is the JSON's `updated_at`, which
-# public_json writes last (a payload's own "updated_at" can never end the document); RFC 3339 UTC
-# strings of one format sort as their times do, and a negative entry ("") is older than any task.
-# Given a channel, it also publishes the key there, in the same round trip.
+# retried write, must never put an older state back. The version is kept in a key of its own beside the
+# entry, never read out of the JSON, so the document's fields and their order are free to change.
+# RFC 3339 UTC strings of one format sort as their times do, and a negative entry ("") is older than
+# any task. Given a channel, it also publishes the key there, in the same round trip.
 _SET_IF_NEWER = """
-local stored = redis.call('get', KEYS[1])
-if stored and (string.match(stored, '"updated_at":"([^"]*)"}$') or '') > ARGV[2] then return 0 end
+local stored = redis.call('get', KEYS[2])
+if stored and stored > ARGV[2] then return 0 end
 redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[3])
+redis.call('set', KEYS[2], ARGV[2], 'px', ARGV[3])
 if ARGV[4] then redis.call('publish', ARGV[4], KEYS[1]) end
 return 1
 """
@@ -52,6 +54,10 @@ def cancel_key(user_id: uuid.UUID, task_id: uuid.UUID) -> str:
 
 def lock_key(key: str) -> str:
     return f"lock:{key}"
+
+
+def version_key(key: str) -> str:
+    return f"version:{key}"
 
 
 def encode(document: dict[str, Any] | None) -> str:
@@ -122,7 +128,7 @@ class CacheSession:
         With `announce_on`, a stored key is also published on that channel.
         """
         args = (encode(document), version(document), ttl_ms) + ((announce_on,) if announce_on else ())
-        stored = self.call("set", lambda c: c.eval(_SET_IF_NEWER, 1, key, *args))
+        stored = self.call("set", lambda c: c.eval(_SET_IF_NEWER, 2, key, version_key(key), *args))
         return None if not self.up else bool(stored)
 
     def delete(self, key: str) -> bool:
