@@ -44,8 +44,8 @@ def claim(session: CacheSession, *, user_id: uuid.UUID, key: str, request_hash: 
 
 
 def unsettle(session: CacheSession, *, user_id: uuid.UUID, key: str, request_hash: str, token: str,
-             task: dict[str, Any], ttl_seconds: int) -> None:
-    """Give the key back after a 503, remembering the task we tried to publish: replace our claim, and only ours."""
+             task: dict[str, Any] | None, ttl_seconds: int) -> None:
+    """Give the key back after a 503, with the task we tried to publish (if any): replace our claim, and only ours."""
     value = _encode({"state": UNSETTLED, "request_hash": request_hash, "task": task})
     session.swap(record_key(user_id, key), _in_flight(request_hash, token), value, ttl_seconds=ttl_seconds)
 

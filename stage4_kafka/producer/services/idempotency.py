@@ -1,7 +1,8 @@
 """Idempotency-Key rules: check the key, claim it for one request, replay its answer, or refuse with 409/422.
 
 Order of lookup: the Redis record, then the idempotency_keys row (Redis may have lost its data),
-then a claim. A request that fails after claiming gives the key back, so a 503 stores nothing.
+then a claim. `Idempotency.guard()` holds the key around one create: the answer replaces the claim
+when the create succeeds, and a create that fails gives the key back, so a 503 stores nothing.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import json
 import re
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -55,6 +58,26 @@ def request_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+class KeyGuard:
+    """One create's hold on its Idempotency-Key (none without a key): a replay to answer, or a claim to settle."""
+
+    def __init__(self, rules: Idempotency, *, replay: Replay | None = None, claim: Claim | None = None) -> None:
+        self.rules, self.replay, self.claim = rules, replay, claim
+        self.answer: tuple[int, dict[str, Any]] | None = None
+
+    @property
+    def earlier_task(self) -> dict[str, Any] | None:
+        """What an earlier attempt with this key and body may have published: this one publishes it again."""
+        return self.claim.task if self.claim else None
+
+    def record(self, *, status_code: int, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The event's `idempotency` member for this answer (None without a key); kept as the key's answer."""
+        if self.claim is None:
+            return None
+        self.answer = (status_code, body)
+        return self.rules.event_record(self.claim, status_code=status_code, body=body)
+
+
 class Idempotency:
     """The Idempotency-Key rules of one app: claims and answers in the request's Redis session, landed answers
     in the database."""
@@ -62,6 +85,28 @@ class Idempotency:
     def __init__(self, *, database: Database, ttl_seconds: int, in_flight_seconds: int) -> None:
         self.database = database
         self.ttl_seconds, self.in_flight_seconds = ttl_seconds, in_flight_seconds
+
+    @contextmanager
+    def guard(self, *, session: CacheSession, user_id: uuid.UUID, key: str | None,
+              request: dict[str, Any]) -> Iterator[KeyGuard]:
+        """Hold the key around one create: replay its answer, or claim it (409/422/503 as begin() raises).
+
+        When the block ends normally, the recorded answer replaces the claim; when it raises (any error), the
+        key is given back with the task it may have published, which a retry with the key publishes again.
+        """
+        outcome = None if key is None else self.begin(session=session, user_id=user_id, key=key,
+                                                      request_hash=request_hash(request))
+        guard = KeyGuard(self, replay=outcome if isinstance(outcome, Replay) else None,
+                         claim=outcome if isinstance(outcome, Claim) else None)
+        try:
+            yield guard
+        except BaseException:
+            if guard.claim:
+                self.abandon(guard.claim, session=session, task=guard.answer[1] if guard.answer else None)
+            raise
+        if guard.claim and guard.answer:
+            status_code, body = guard.answer
+            self.finish(guard.claim, session=session, status_code=status_code, body=body)
 
     def begin(self, *, session: CacheSession, user_id: uuid.UUID, key: str, request_hash: str) -> Replay | Claim:
         """Replay the key's answer, claim the key for this request, or raise 409/422 (503 without Redis)."""
@@ -114,8 +159,9 @@ class Idempotency:
                              request_hash=claim.request_hash, status_code=status_code, body=body,
                              ttl_seconds=self.ttl_seconds)
 
-    def abandon(self, claim: Claim, *, session: CacheSession, task: dict[str, Any]) -> None:
-        """After a 503: the key is free again, and a retry with the same body publishes this same task again.
+    def abandon(self, claim: Claim, *, session: CacheSession, task: dict[str, Any] | None) -> None:
+        """After a failed create (a 503, or any error): the key is free again, and a retry with the same body
+        publishes this same task again (if the session still answers: Redis down, the claim expires instead).
 
         The 503 may follow a timeout, and a timed-out message may still have been written (sent, but not
         acknowledged in time): republishing the same task id lets the consumer land it at most once.

@@ -23,7 +23,7 @@ from ..repositories.broker import Broker
 from ..repositories.cache import CacheSession
 from ..repositories.db import Database
 from ...shared import events
-from .idempotency import Claim, Idempotency, Replay, request_hash
+from .idempotency import Idempotency
 from .task_cache import TaskCache
 
 # How long a create or cancel waits for its landing when Redis cannot hold the accepted state.
@@ -68,35 +68,25 @@ def create_task(*, database: Database, cache: TaskCache, broker: Broker, idempot
     """Publish a new PENDING task and return it once the broker acknowledged it (or replay a keyed retry)."""
     _owner_must_exist_now(database, user_id)
     redis = cache.session()  # one for the whole request: a hung Redis costs it one timeout, not one per call
-    claim: Claim | None = None
-    if idempotency_key is not None:
-        outcome = idempotency.begin(session=redis, user_id=user_id, key=idempotency_key, request_hash=request_hash(
-            {"type": type_, "payload": payload, "priority": priority}))
-        if isinstance(outcome, Replay):
-            return Accepted(outcome.status_code, outcome.body, replayed=True)
-        claim = outcome
-    now = utcnow()
-    document = (claim and claim.task) or public_json(Task(
-        id=uuid7(), user_id=user_id, type=type_, payload=payload, priority=priority, status=TaskStatus.PENDING.value,
-        created_at=now, updated_at=now))
-    record = idempotency.event_record(claim, status_code=202, body=document) if claim else None
-
-    def give_the_key_back() -> None:  # the client saw nothing stored; a retry with the key reuses the task id
-        if claim:
-            idempotency.abandon(claim, session=redis, task=document)
-
-    _accept(database=database, cache=cache, broker=broker, session=redis, user_id=user_id, document=document,
-            event=events.created(task=document, user_id=user_id, idempotency=record),
-            headers=events.headers(events.CREATED, request_id=request_id), undo=give_the_key_back,
-            landed_status=None)  # a keyed retry may republish a task that has landed and moved on since
-    if claim:
-        idempotency.finish(claim, session=redis, status_code=202, body=document)
+    with idempotency.guard(session=redis, user_id=user_id, key=idempotency_key,
+                           request={"type": type_, "payload": payload, "priority": priority}) as key:
+        if key.replay:
+            return Accepted(key.replay.status_code, key.replay.body, replayed=True)
+        now = utcnow()
+        document = key.earlier_task or public_json(Task(
+            id=uuid7(), user_id=user_id, type=type_, payload=payload, priority=priority,
+            status=TaskStatus.PENDING.value, created_at=now, updated_at=now))
+        record = key.record(status_code=202, body=document)
+        # A keyed retry may republish a task that has landed and moved on since: any landed status will do.
+        _accept(database=database, cache=cache, broker=broker, session=redis, user_id=user_id, document=document,
+                event=events.created(task=document, user_id=user_id, idempotency=record),
+                headers=events.headers(events.CREATED, request_id=request_id), landed_status=None)
     return Accepted(202, document, replayed=False)
 
 
 def _accept(*, database: Database, cache: TaskCache, broker: Broker, session: CacheSession, user_id: uuid.UUID,
-            document: dict[str, Any], event: bytes, headers: events.Headers, undo: Callable[[], None],
-            landed_status: str | None) -> None:
+            document: dict[str, Any], event: bytes, headers: events.Headers, landed_status: str | None,
+            undo: Callable[[], None] = lambda: None) -> None:
     """Publish a create's or a cancel's event, then make the accepted state readable at once.
 
     `undo` runs if the broker did not acknowledge (the 503 follows); after the ack, the cache holds the
