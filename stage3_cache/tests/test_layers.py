@@ -158,20 +158,25 @@ def import_chain(start: Path, producer: Path, forbidden: tuple[str, ...]) -> lis
     return None
 
 
-def layer_violations(producer: Path) -> list[str]:
+def folder_violations(folder: Path, producer: Path, direct: tuple[str, ...], transitive: tuple[str, ...]) -> list[str]:
+    """What the modules under `folder` import against the rules: `direct` in their own code, `transitive` anywhere."""
     violations = []
-    for layer, (direct, transitive) in FORBIDDEN.items():
-        for path in sorted((producer / layer).rglob("*.py")):
-            name = path.relative_to(producer).as_posix()
-            for imp in imports_of(path, package_of(path, producer, "producer")):
-                if not imp.module:
-                    violations.append(f"{name}:{imp.line} imports a computed name: {imp.source}")
-                elif bad := first_match(imp, direct + transitive):
-                    violations.append(f"{name}:{imp.line} imports {bad}: {imp.source}")
-            chain = import_chain(path, producer, transitive) if transitive else None
-            if chain and len(chain) > 1:
-                violations.append(f"{name} imports {chain[-1]} through {' -> '.join(chain[:-1])}")
+    for path in sorted(folder.rglob("*.py")):
+        name = path.relative_to(producer.parent).as_posix()
+        for imp in _imports_of_file(path, producer):
+            if not imp.module:
+                violations.append(f"{name}:{imp.line} imports a computed name: {imp.source}")
+            elif bad := first_match(imp, direct + transitive):
+                violations.append(f"{name}:{imp.line} imports {bad}: {imp.source}")
+        chain = import_chain(path, producer, transitive) if transitive else None
+        if chain and len(chain) > 1:
+            violations.append(f"{name} imports {chain[-1]} through {' -> '.join(chain[:-1])}")
     return violations
+
+
+def layer_violations(producer: Path) -> list[str]:
+    return [violation for layer, (direct, transitive) in FORBIDDEN.items()
+            for violation in folder_violations(producer / layer, producer, direct, transitive)]
 
 
 @pytest.mark.check("S1-AC16")
