@@ -39,8 +39,8 @@ class Runtime:
             database = opened.enter_context(closing(Database(url=config["DATABASE_URL"])))
             passwords = Passwords(config["PASSWORD_HASH_PROFILE"])
             tokens = TokenPolicy(secret=config["JWT_SECRET"], ttl=timedelta(seconds=config["ACCESS_TOKEN_TTL_SECONDS"]))
-            return cls(database=database, passwords=passwords, tokens=tokens, _opened=opened.pop_all())
-        raise AssertionError("unreachable: the block returns or raises")
+            opened_ok = opened.pop_all()  # all opened: from now on close() closes them, not this block
+        return cls(database=database, passwords=passwords, tokens=tokens, _opened=opened_ok)
 
     def close(self) -> None:
         """Close every dependency start() opened, in reverse order; one that fails to close does not stop the rest."""

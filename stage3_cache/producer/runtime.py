@@ -46,9 +46,9 @@ class Runtime:
             passwords = Passwords(settings.password_hash_profile)
             tokens = TokenPolicy(secret=settings.jwt_secret.get_secret_value(),
                                  ttl=timedelta(seconds=settings.access_token_ttl_seconds))
-            return cls(database=database, passwords=passwords, tokens=tokens, cache=cache, task_cache=task_cache,
-                       _opened=opened.pop_all())
-        raise AssertionError("unreachable: the block returns or raises")
+            opened_ok = opened.pop_all()  # all opened: from now on close() closes them, not this block
+        return cls(database=database, passwords=passwords, tokens=tokens, cache=cache, task_cache=task_cache,
+                   _opened=opened_ok)
 
     def close(self) -> None:
         """Close every dependency start() opened, in reverse order; one that fails to close does not stop the rest."""

@@ -57,9 +57,9 @@ class Runtime:
                                  ttl=timedelta(seconds=settings.access_token_ttl_seconds))
             idempotency = Idempotency(database=database, ttl_seconds=settings.idempotency_ttl_seconds,
                                       in_flight_seconds=settings.idempotency_in_flight_seconds)
-            return cls(database=database, passwords=passwords, tokens=tokens, cache=cache, task_cache=task_cache,
-                       broker=broker, idempotency=idempotency, _opened=opened.pop_all())
-        raise AssertionError("unreachable: the block returns or raises")
+            opened_ok = opened.pop_all()  # all opened: from now on close() closes them, not this block
+        return cls(database=database, passwords=passwords, tokens=tokens, cache=cache, task_cache=task_cache,
+                   broker=broker, idempotency=idempotency, _opened=opened_ok)
 
     def close(self) -> None:
         """Close every dependency start() opened, in reverse order; one that fails to close does not stop the rest."""
