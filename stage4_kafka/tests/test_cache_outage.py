@@ -162,12 +162,14 @@ OWN_WORK_SECONDS = 0.75
 
 
 @pytest.mark.check("S4-AC13")
-def test_a_create_or_cancel_while_redis_hangs_costs_one_redis_timeout(launch, alice, cache):
+def test_a_create_or_cancel_while_redis_hangs_costs_one_redis_timeout(launch, alice, cache, wait_listed):
     service = launch(env={"REDIS_TIMEOUT_MS": str(ONE_TIMEOUT_MS)}, name="redis-timeout-1s")
     bound = ONE_TIMEOUT_MS / 1000 + OWN_WORK_SECONDS
     timed: dict[str, tuple[int, float]] = {}
     with service.client() as client:  # one connection, so one worker: the one that accepted the tasks
         tasks = [accept(client, alice) for _ in range(2)]
+        # Landed: the consumer has joined its group and keeps up, so a landing waited for costs milliseconds.
+        wait_listed(alice, [task["id"] for task in tasks], client=client)
         calls = {
             "create": lambda: client.post("/api/v1/tasks", json={"type": "hang", "payload": {}}, headers=alice.headers),
             "create with an Idempotency-Key": lambda: client.post(
