@@ -72,6 +72,9 @@ class TaskNotCancelable(Conflict):
 class IdempotencyKeyInUse(Conflict):
     code, detail = "IDEMPOTENCY_KEY_IN_USE", "A request with this Idempotency-Key is still in flight; retry later."
 
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
 
 class IdempotencyKeyMismatch(ApiError):
     status, code = 422, "IDEMPOTENCY_KEY_MISMATCH"

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from common.ids import parse_uuid
-from common.models import TaskStatus
+from common.models import Task, TaskStatus
 from common.timeutil import rfc3339
 
 VERSION = 1
@@ -23,10 +23,13 @@ CREATED, CANCELED = "task.created", "task.canceled"
 Headers = list[tuple[str, bytes]]
 
 
-def created(*, task: dict[str, Any], user_id: uuid.UUID, idempotency: dict[str, Any] | None) -> bytes:
-    """task.created: the accepted task (its public JSON plus the owner) and the idempotency record, if any."""
-    return _encode({"event": CREATED, "version": VERSION, "occurred_at": task["created_at"],
-                    "task": {**task, "user_id": str(user_id)}, "idempotency": idempotency})
+def created(*, task: Task, idempotency: dict[str, Any] | None) -> bytes:
+    """task.created: the accepted task (every column of its row) and the idempotency record, if any."""
+    return _encode({"event": CREATED, "version": VERSION, "occurred_at": rfc3339(task.created_at),
+                    "task": {"id": str(task.id), "type": task.type, "payload": task.payload, "priority": task.priority,
+                             "status": task.status, "created_at": rfc3339(task.created_at),
+                             "updated_at": rfc3339(task.updated_at), "user_id": str(task.user_id)},
+                    "idempotency": idempotency})
 
 
 def canceled(*, task_id: uuid.UUID, user_id: uuid.UUID, at: datetime) -> bytes:

@@ -5,9 +5,8 @@ from flask import Blueprint, g, url_for
 
 from .. import runtime
 from ..services import tasks
-from ..services.tasks import public_json as task_json  # one renderer: the cache stores what the API returns
 from .auth import login_required
-from .schemas import TaskCreate, TaskListQuery
+from .schemas import TaskCreate, TaskListQuery, task_json
 from .validation import parse_body, parse_query, path_uuid
 
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
@@ -28,7 +27,7 @@ def get(task_id: str):
     task_uuid = path_uuid(task_id)  # a malformed id stops here: 400
     deps = runtime.current()
     read = tasks.get_task(database=deps.database, cache=deps.task_cache, user_id=g.user_id, task_id=task_uuid)
-    return read.task, 200, {"X-Cache": read.source}
+    return task_json(read.task), 200, {"X-Cache": read.source}
 
 
 @bp.get("")

@@ -12,7 +12,8 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+
+from common.models import Task
 
 from ..config import Settings
 from ..repositories.cache import INVALIDATION_CHANNEL, RedisCache, decode, encode, task_key
@@ -22,7 +23,7 @@ from ..repositories.local_cache import ABSENT, LocalCache, SingleFlight
 # What answered a read (the X-Cache header): this process's memory, Redis, or the database.
 LOCAL, REDIS, MISS = "local", "redis", "miss"
 LOCK_POLL_SECONDS = 0.02
-Document = dict[str, Any] | None  # a task's public JSON; None is "no such task for this user"
+Entry = Task | None  # what a level holds for a key; None is "no such task for this user"
 
 
 class TaskCache:
@@ -47,16 +48,16 @@ class TaskCache:
         jitter = self.settings.cache_ttl_jitter
         return seconds * random.uniform(1 - jitter, 1 + jitter)
 
-    def read(self, *, user_id: uuid.UUID, task_id: uuid.UUID, load: Callable[[], Document]) -> tuple[Document, str]:
-        """The task's document (None: not found) and which level answered; `load` reads the database."""
+    def read(self, *, user_id: uuid.UUID, task_id: uuid.UUID, load: Callable[[], Entry]) -> tuple[Entry, str]:
+        """The task (None: not found) and which level answered; `load` reads the database."""
         key = task_key(user_id, task_id)
-        document = self.local.get(key)
-        if document is not ABSENT:
-            return document, LOCAL
-        (document, source), led = self.flights.run(key, lambda: self._shared_levels(key, load))
-        return document, source if led else LOCAL  # a follower was answered from this process's memory
+        task = self.local.get(key)
+        if task is not ABSENT:
+            return task, LOCAL
+        (task, source), led = self.flights.run(key, lambda: self._shared_levels(key, user_id, load))
+        return task, source if led else LOCAL  # a follower was answered from this process's memory
 
-    def _shared_levels(self, key: str, load: Callable[[], Document]) -> tuple[Document, str]:
+    def _shared_levels(self, key: str, user_id: uuid.UUID, load: Callable[[], Entry]) -> tuple[Entry, str]:
         session = self.redis.session()
         lock_ms = self.settings.cache_lock_ttl_ms
         give_up = time.monotonic() + lock_ms / 1000 + 0.5  # by then the lock has expired, whoever held it
@@ -70,27 +71,27 @@ class TaskCache:
             if found is not None:
                 if token:
                     session.unlock(key, token)
-                document = decode(found)
-                self._fill_local(key, document)
-                return document, REDIS
+                task = decode(found, user_id=user_id)
+                self._fill_local(key, task)
+                return task, REDIS
             if token or not session.up or time.monotonic() >= give_up:
                 break  # we load; without the lock only if Redis failed or the holder outlived its lock
             time.sleep(LOCK_POLL_SECONDS)
         try:
-            document = load()
-            ttl = self.settings.cache_ttl_seconds if document is not None else self.settings.cache_negative_ttl_seconds
-            session.set(key, encode(document), ttl_ms=round(self.jittered(ttl) * 1000))
-            self._fill_local(key, document)
+            task = load()
+            ttl = self.settings.cache_ttl_seconds if task is not None else self.settings.cache_negative_ttl_seconds
+            session.set(key, encode(task), ttl_ms=round(self.jittered(ttl) * 1000))
+            self._fill_local(key, task)
         finally:
             if token:
                 session.unlock(key, token)
-        return document, MISS
+        return task, MISS
 
-    def _fill_local(self, key: str, document: Document) -> None:
+    def _fill_local(self, key: str, task: Entry) -> None:
         ttl = self.settings.cache_local_ttl_seconds
-        if document is None:
+        if task is None:
             ttl = min(ttl, self.settings.cache_negative_ttl_seconds)
-        self.local.put(key, document, ttl_seconds=self.jittered(ttl))
+        self.local.put(key, task, ttl_seconds=self.jittered(ttl))
 
     def invalidate(self, *, user_id: uuid.UUID, task_id: uuid.UUID) -> None:
         """After a committed write: evict the entry everywhere now, and again after CACHE_DELAYED_DELETE_MS.

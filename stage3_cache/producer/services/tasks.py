@@ -11,7 +11,6 @@ from typing import Any
 
 from common.errors import TaskNotCancelable, TaskNotFound, Unauthorized, ValidationFailed
 from common.models import CANCELABLE_STATUSES, Task, TaskStatus
-from common.timeutil import rfc3339
 
 from ..repositories import tasks
 from ..repositories.db import Database
@@ -26,21 +25,8 @@ class TaskPage:
 
 @dataclass(frozen=True)
 class TaskRead:
-    task: dict[str, Any]  # the public JSON, as cached
+    task: Task
     source: str  # the level that answered: local, redis or miss (the database)
-
-
-def public_json(task: Task) -> dict[str, Any]:
-    """The task as the API shows it; also exactly what the cache stores."""
-    return {
-        "id": str(task.id),
-        "type": task.type,
-        "payload": task.payload,
-        "priority": task.priority,
-        "status": task.status,
-        "created_at": rfc3339(task.created_at),
-        "updated_at": rfc3339(task.updated_at),
-    }
 
 
 def create_task(*, database: Database, user_id: uuid.UUID, type_: str, payload: dict[str, Any], priority: int) -> Task:
@@ -54,18 +40,17 @@ def create_task(*, database: Database, user_id: uuid.UUID, type_: str, payload: 
 
 def get_task(*, database: Database, cache: TaskCache, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRead:
     """Return the user's task through the cache; raise TaskNotFound for a missing task or another user's."""
-    document, source = cache.read(user_id=user_id, task_id=task_id,
-                                  load=lambda: _load_task(database=database, user_id=user_id, task_id=task_id))
-    if document is None:
+    task, source = cache.read(user_id=user_id, task_id=task_id,
+                              load=lambda: _load_task(database=database, user_id=user_id, task_id=task_id))
+    if task is None:
         raise TaskNotFound()
-    return TaskRead(document, source)
+    return TaskRead(task, source)
 
 
-def _load_task(*, database: Database, user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
-    """The user's task from the database as public JSON, or None."""
+def _load_task(*, database: Database, user_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
+    """The user's task from the database, or None."""
     with database.unit_of_work() as session, _owner_must_exist():
-        task = tasks.get_owned(session, user_id=user_id, task_id=task_id)
-    return None if task is None else public_json(task)
+        return tasks.get_owned(session, user_id=user_id, task_id=task_id)
 
 
 def list_tasks(*, database: Database, user_id: uuid.UUID, limit: int, cursor: str | None,

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
-from common.models import TaskStatus, User
+from common.models import Task, TaskStatus, User
 from common.timeutil import rfc3339
 
 
@@ -45,3 +45,15 @@ class TaskListQuery(RequestModel):
 
 def user_json(user: User) -> dict[str, Any]:
     return {"id": str(user.id), "username": user.username, "created_at": rfc3339(user.created_at)}
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    return {
+        "id": str(task.id),
+        "type": task.type,
+        "payload": task.payload,
+        "priority": task.priority,
+        "status": task.status,
+        "created_at": rfc3339(task.created_at),
+        "updated_at": rfc3339(task.updated_at),
+    }

@@ -5,9 +5,8 @@ from flask import Blueprint, g, request, url_for
 
 from .. import runtime
 from ..services import idempotency, tasks
-from ..services.tasks import public_json as task_json  # one renderer: the cache stores what the API returns
 from .auth import login_required
-from .schemas import TaskCreate, TaskListQuery
+from .schemas import TaskCreate, TaskListQuery, task_json
 from .validation import parse_body, parse_query, path_uuid
 
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
@@ -23,11 +22,11 @@ def create():
                                  idempotency=deps.idempotency, user_id=g.user_id, type_=body.type,
                                  payload=body.payload, priority=body.priority, idempotency_key=key,
                                  request_id=g.get("request_id"))
-    headers = {"Location": url_for(".get", task_id=accepted.task["id"])}
+    headers = {"Location": url_for(".get", task_id=str(accepted.task.id))}
     if accepted.replayed:
         headers["Idempotent-Replayed"] = "true"
     # 202, not 201: the broker has the task; the consumer stores it (GET answers it meanwhile).
-    return accepted.task, accepted.status_code, headers
+    return task_json(accepted.task), accepted.status_code, headers
 
 
 @bp.get("/<task_id>")
@@ -36,7 +35,7 @@ def get(task_id: str):
     task_uuid = path_uuid(task_id)  # a malformed id stops here: 400
     deps = runtime.current()
     read = tasks.get_task(database=deps.database, cache=deps.task_cache, user_id=g.user_id, task_id=task_uuid)
-    return read.task, 200, {"X-Cache": read.source}
+    return task_json(read.task), 200, {"X-Cache": read.source}
 
 
 @bp.get("")
@@ -54,5 +53,6 @@ def cancel(task_id: str):
     # 202: the broker has the cancel; the consumer applies it (GET answers CANCELED meanwhile).
     task_uuid = path_uuid(task_id)
     deps = runtime.current()
-    return tasks.cancel_task(database=deps.database, cache=deps.task_cache, broker=deps.broker, user_id=g.user_id,
-                             task_id=task_uuid, request_id=g.get("request_id")), 202
+    accepted = tasks.cancel_task(database=deps.database, cache=deps.task_cache, broker=deps.broker,
+                                 user_id=g.user_id, task_id=task_uuid, request_id=g.get("request_id"))
+    return task_json(accepted.task), accepted.status_code

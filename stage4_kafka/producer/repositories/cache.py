@@ -1,7 +1,8 @@
 """Redis, the shared cache level: the key space, the stored values, and every Redis call, each with a timeout.
 
 Key space (version `v1`, so a change of value format can never read old entries):
-  task:v1:{user_id}:{task_id}           the task's public JSON, or NEGATIVE for "no such task for this user"
+  task:v1:{user_id}:{task_id}           the task's public fields as JSON (encode), or NEGATIVE for "no such
+                                        task for this user"
   lock:task:v1:{user_id}:{task_id}      the single-flight lock of that entry: a random token, SET NX PX
   version:task:v1:{user_id}:{task_id}   stage 4: that entry's version, its `updated_at` ("" for NEGATIVE), same TTL
   channel task:v1:invalidate            pub/sub: each message is a task key every process evicts locally
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -22,6 +24,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from common.backends import first_line, mask_url
+from common.models import Task
+from common.timeutil import rfc3339
 
 NEGATIVE = "!not-found"  # never valid JSON of a task, so it cannot be mistaken for one
 INVALIDATION_CHANNEL = "task:v1:invalidate"
@@ -60,17 +64,32 @@ def version_key(key: str) -> str:
     return f"version:{key}"
 
 
-def encode(document: dict[str, Any] | None) -> str:
-    return NEGATIVE if document is None else json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+def document(task: Task) -> dict[str, Any]:
+    """The fields the API shows, as the API shows them: what an entry holds, and an Idempotency-Key's answer."""
+    return {"id": str(task.id), "type": task.type, "payload": task.payload, "priority": task.priority,
+            "status": task.status, "created_at": rfc3339(task.created_at), "updated_at": rfc3339(task.updated_at)}
 
 
-def decode(value: str) -> dict[str, Any] | None:
-    return None if value == NEGATIVE else json.loads(value)
+def from_document(fields: dict[str, Any], *, user_id: uuid.UUID) -> Task:
+    """The task a document holds: a Task that no session has seen, so nothing ever writes it back."""
+    return Task(id=uuid.UUID(fields["id"]), user_id=user_id, type=fields["type"], payload=fields["payload"],
+                priority=fields["priority"], status=fields["status"],
+                created_at=datetime.fromisoformat(fields["created_at"]),
+                updated_at=datetime.fromisoformat(fields["updated_at"]))
 
 
-def version(document: dict[str, Any] | None) -> str:
+def encode(task: Task | None) -> str:
+    """A task's entry (the owner is in the key)."""
+    return NEGATIVE if task is None else json.dumps(document(task), separators=(",", ":"), ensure_ascii=False)
+
+
+def decode(value: str, *, user_id: uuid.UUID) -> Task | None:
+    return None if value == NEGATIVE else from_document(json.loads(value), user_id=user_id)
+
+
+def version(task: Task | None) -> str:
     """What orders two states of one task's entry: its `updated_at` ("" for "not found")."""
-    return "" if document is None else document["updated_at"]
+    return "" if task is None else rfc3339(task.updated_at)
 
 
 class RedisCache:
@@ -121,13 +140,13 @@ class CacheSession:
     def set(self, key: str, value: str, *, ttl_ms: int) -> None:
         self.call("set", lambda c: c.set(key, value, px=ttl_ms))
 
-    def set_if_newer(self, key: str, document: dict[str, Any] | None, *, ttl_ms: int,
+    def set_if_newer(self, key: str, task: Task | None, *, ttl_ms: int,
                      announce_on: str | None = None) -> bool | None:
-        """Store the document unless Redis holds a newer one: True if stored, False if not, None if Redis failed.
+        """Store the entry unless Redis holds a newer one: True if stored, False if not, None if Redis failed.
 
         With `announce_on`, a stored key is also published on that channel.
         """
-        args = (encode(document), version(document), ttl_ms) + ((announce_on,) if announce_on else ())
+        args = (encode(task), version(task), ttl_ms) + ((announce_on,) if announce_on else ())
         stored = self.call("set", lambda c: c.eval(_SET_IF_NEWER, 2, key, version_key(key), *args))
         return None if not self.up else bool(stored)
 

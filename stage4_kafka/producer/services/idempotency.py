@@ -18,10 +18,11 @@ from datetime import timedelta
 from typing import Any
 
 from common.errors import IdempotencyKeyInUse, IdempotencyKeyMismatch, ServiceUnavailable, ValidationFailed
+from common.models import Task
 from common.timeutil import rfc3339, utcnow
 
 from ..repositories import idempotency as records
-from ..repositories.cache import CacheSession
+from ..repositories.cache import CacheSession, document, from_document
 from ..repositories.db import Database
 
 HEADER = "Idempotency-Key"
@@ -31,7 +32,7 @@ _KEY = re.compile(r"[\x20-\x7e]{1,255}")  # 1-255 printable ASCII
 @dataclass(frozen=True)
 class Replay:
     status_code: int
-    body: dict[str, Any]
+    task: Task  # the task the first request was answered with
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Claim:
     key: str
     request_hash: str
     token: str
-    task: dict[str, Any] | None = None  # what an earlier attempt with this key and body may have published
+    task: Task | None = None  # what an earlier attempt with this key and body may have published
 
 
 def check_key(raw: str | None) -> str | None:
@@ -63,19 +64,19 @@ class KeyGuard:
 
     def __init__(self, rules: Idempotency, *, replay: Replay | None = None, claim: Claim | None = None) -> None:
         self.rules, self.replay, self.claim = rules, replay, claim
-        self.answer: tuple[int, dict[str, Any]] | None = None
+        self.answer: tuple[int, Task] | None = None
 
     @property
-    def earlier_task(self) -> dict[str, Any] | None:
+    def earlier_task(self) -> Task | None:
         """What an earlier attempt with this key and body may have published: this one publishes it again."""
         return self.claim.task if self.claim else None
 
-    def record(self, *, status_code: int, body: dict[str, Any]) -> dict[str, Any] | None:
+    def record(self, *, status_code: int, task: Task) -> dict[str, Any] | None:
         """The event's `idempotency` member for this answer (None without a key); kept as the key's answer."""
         if self.claim is None:
             return None
-        self.answer = (status_code, body)
-        return self.rules.event_record(self.claim, status_code=status_code, body=body)
+        self.answer = (status_code, task)
+        return self.rules.event_record(self.claim, status_code=status_code, task=task)
 
 
 class Idempotency:
@@ -105,8 +106,8 @@ class Idempotency:
                 self.abandon(guard.claim, session=session, task=guard.answer[1] if guard.answer else None)
             raise
         if guard.claim and guard.answer:
-            status_code, body = guard.answer
-            self.finish(guard.claim, session=session, status_code=status_code, body=body)
+            status_code, task = guard.answer
+            self.finish(guard.claim, session=session, status_code=status_code, task=task)
 
     def begin(self, *, session: CacheSession, user_id: uuid.UUID, key: str, request_hash: str) -> Replay | Claim:
         """Replay the key's answer, claim the key for this request, or raise 409/422 (503 without Redis)."""
@@ -127,39 +128,40 @@ class Idempotency:
             if records.take_over(session, user_id=user_id, key=key, found=found, request_hash=request_hash,
                                  token=token, ttl_seconds=self.in_flight_seconds):
                 same = found["request_hash"] == request_hash  # another body is another request: a new task
-                return Claim(user_id, key, request_hash, token, found["task"] if same else None)
+                earlier = from_document(found["task"], user_id=user_id) if same and found["task"] else None
+                return Claim(user_id, key, request_hash, token, earlier)
             found = self._reread(session, user_id=user_id, key=key, request_hash=request_hash)
         if not session.up:
             # Without Redis no claim can be taken, so two retries could both publish: refuse instead.
             raise ServiceUnavailable("The idempotency store is unavailable; retry later.", retry_after=1)
-        return self._answer(found, request_hash)
+        return self._answer(found, user_id=user_id, request_hash=request_hash)
 
     def _reread(self, session: CacheSession, *, user_id: uuid.UUID, key: str, request_hash: str) -> records.Record:
         """The key's record after another request changed it under us; gone already, it was in flight (409)."""
         return records.cached(session, user_id=user_id, key=key) or {"state": records.IN_FLIGHT,
                                                                     "request_hash": request_hash}
 
-    def _answer(self, found: records.Record, request_hash: str) -> Replay:
+    def _answer(self, found: records.Record, *, user_id: uuid.UUID, request_hash: str) -> Replay:
         if found["request_hash"] != request_hash:
             raise IdempotencyKeyMismatch()
         if found["state"] != records.DONE:
             # The first request answers within PUBLISH_ATTEMPTS x PUBLISH_TIMEOUT_MS; a second is a fair wait.
-            raise IdempotencyKeyInUse(headers={"Retry-After": "1"})
-        return Replay(found["status_code"], found["body"])
+            raise IdempotencyKeyInUse(retry_after=1)
+        return Replay(found["status_code"], from_document(found["body"], user_id=user_id))
 
-    def event_record(self, claim: Claim, *, status_code: int, body: dict[str, Any]) -> dict[str, Any]:
+    def event_record(self, claim: Claim, *, status_code: int, task: Task) -> dict[str, Any]:
         """The `idempotency` member of the task.created event: what the consumer lands in idempotency_keys."""
         expires_at = utcnow() + timedelta(seconds=self.ttl_seconds)
         return {"key": claim.key, "request_hash": claim.request_hash, "status_code": status_code,
-                "response_body": body, "expires_at": rfc3339(expires_at)}
+                "response_body": document(task), "expires_at": rfc3339(expires_at)}
 
-    def finish(self, claim: Claim, *, session: CacheSession, status_code: int, body: dict[str, Any]) -> None:
+    def finish(self, claim: Claim, *, session: CacheSession, status_code: int, task: Task) -> None:
         """After the ack: the answer replaces the claim (best effort: the consumer lands it in the table too)."""
         records.store_answer(session, user_id=claim.user_id, key=claim.key,
-                             request_hash=claim.request_hash, status_code=status_code, body=body,
+                             request_hash=claim.request_hash, status_code=status_code, body=document(task),
                              ttl_seconds=self.ttl_seconds)
 
-    def abandon(self, claim: Claim, *, session: CacheSession, task: dict[str, Any] | None) -> None:
+    def abandon(self, claim: Claim, *, session: CacheSession, task: Task | None) -> None:
         """After a failed create (a 503, or any error): the key is free again, and a retry with the same body
         publishes this same task again (if the session still answers: Redis down, the claim expires instead).
 
@@ -167,5 +169,6 @@ class Idempotency:
         acknowledged in time): republishing the same task id lets the consumer land it at most once.
         """
         records.unsettle(session, user_id=claim.user_id, key=claim.key,
-                         request_hash=claim.request_hash, token=claim.token, task=task, ttl_seconds=self.ttl_seconds)
+                         request_hash=claim.request_hash, token=claim.token, task=document(task) if task else None,
+                         ttl_seconds=self.ttl_seconds)
 

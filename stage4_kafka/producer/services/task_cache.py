@@ -15,7 +15,8 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+
+from common.models import Task
 
 from ..config import Settings
 from ..repositories.cache import INVALIDATION_CHANNEL, CacheSession, RedisCache, cancel_key, decode, task_key
@@ -25,7 +26,7 @@ from ..repositories.local_cache import ABSENT, LocalCache, SingleFlight
 # What answered a read (the X-Cache header): this process's memory, Redis, or the database.
 LOCAL, REDIS, MISS = "local", "redis", "miss"
 LOCK_POLL_SECONDS = 0.02
-Document = dict[str, Any] | None  # a task's public JSON; None is "no such task for this user"
+Entry = Task | None  # what a level holds for a key; None is "no such task for this user"
 
 
 class TaskCache:
@@ -55,16 +56,17 @@ class TaskCache:
         return seconds * random.uniform(1 - jitter, 1 + jitter)
 
     def read(self, *, session: CacheSession, user_id: uuid.UUID, task_id: uuid.UUID,
-             load: Callable[[], Document]) -> tuple[Document, str]:
-        """The task's document (None: not found) and which level answered; `load` reads the database."""
+             load: Callable[[], Entry]) -> tuple[Entry, str]:
+        """The task (None: not found) and which level answered; `load` reads the database."""
         key = task_key(user_id, task_id)
-        document = self.local.get(key)
-        if document is not ABSENT:
-            return document, LOCAL
-        (document, source), led = self.flights.run(key, lambda: self._shared_levels(session, key, load))
-        return document, source if led else LOCAL  # a follower was answered from this process's memory
+        task = self.local.get(key)
+        if task is not ABSENT:
+            return task, LOCAL
+        (task, source), led = self.flights.run(key, lambda: self._shared_levels(session, key, user_id, load))
+        return task, source if led else LOCAL  # a follower was answered from this process's memory
 
-    def _shared_levels(self, session: CacheSession, key: str, load: Callable[[], Document]) -> tuple[Document, str]:
+    def _shared_levels(self, session: CacheSession, key: str, user_id: uuid.UUID,
+                       load: Callable[[], Entry]) -> tuple[Entry, str]:
         lock_ms = self.settings.cache_lock_ttl_ms
         give_up = time.monotonic() + lock_ms / 1000 + 0.5  # by then the lock has expired, whoever held it
         token = None
@@ -77,48 +79,47 @@ class TaskCache:
             if found is not None:
                 if token:
                     session.unlock(key, token)
-                document = decode(found)
-                self._fill_local(key, document)
-                return document, REDIS
+                task = decode(found, user_id=user_id)
+                self._fill_local(key, task)
+                return task, REDIS
             if token or not session.up or time.monotonic() >= give_up:
                 break  # we load; without the lock only if Redis failed or the holder outlived its lock
             time.sleep(LOCK_POLL_SECONDS)
         try:
-            document = load()
-            ttl = self.settings.cache_ttl_seconds if document is not None else self.settings.cache_negative_ttl_seconds
-            if session.set_if_newer(key, document, ttl_ms=round(self.jittered(ttl) * 1000)) is False:
+            task = load()
+            ttl = self.settings.cache_ttl_seconds if task is not None else self.settings.cache_negative_ttl_seconds
+            if session.set_if_newer(key, task, ttl_ms=round(self.jittered(ttl) * 1000)) is False:
                 # A create or cancel wrote a newer state while we read the database, which has not landed it yet.
                 found = session.get(key)
-                document = decode(found) if found is not None else document
-            self._fill_local(key, document)
+                task = decode(found, user_id=user_id) if found is not None else task
+            self._fill_local(key, task)
         finally:
             if token:
                 session.unlock(key, token)
-        return document, MISS
+        return task, MISS
 
-    def _fill_local(self, key: str, document: Document) -> None:
+    def _fill_local(self, key: str, task: Entry) -> None:
         ttl = self.settings.cache_local_ttl_seconds
-        if document is None:
+        if task is None:
             ttl = min(ttl, self.settings.cache_negative_ttl_seconds)
-        self.local.put(key, document, ttl_seconds=self.jittered(ttl))
+        self.local.put(key, task, ttl_seconds=self.jittered(ttl))
 
-    def remember(self, *, session: CacheSession, user_id: uuid.UUID, task_id: uuid.UUID,
-                 document: dict[str, Any]) -> bool:
-        """After the broker's ack: the task's new JSON answers reads at once, from any process, if Redis took it."""
-        key = task_key(user_id, task_id)
+    def remember(self, *, session: CacheSession, task: Task) -> bool:
+        """After the broker's ack: the task's new state answers reads at once, from any process, if Redis took it."""
+        key = task_key(task.user_id, task.id)
         ttl_seconds = self.jittered(self.settings.read_your_writes_ttl_seconds)
-        self._fill_local(key, document)
+        self._fill_local(key, task)
         # Until Redis holds it, this process answers the new state from memory: after an outage Redis
         # may still hold the older one, and the resubscribed invalidations clear the LRU.
-        self.local.pin(key, document)
+        self.local.pin(key, task)
 
         def write(session: CacheSession) -> bool:
             # Once stored, other processes are told to drop their copy and read Redis again (our own
             # subscriber may drop ours too: harmless).
-            stored = session.set_if_newer(key, document, ttl_ms=round(ttl_seconds * 1000),
+            stored = session.set_if_newer(key, task, ttl_ms=round(ttl_seconds * 1000),
                                           announce_on=INVALIDATION_CHANNEL)
             if stored is not None:  # Redis holds this state, or a newer one (then read that from Redis)
-                self.local.unpin(key, document)
+                self.local.unpin(key, task)
                 if stored is False:
                     self.local.evict(key)
             return session.up
@@ -128,7 +129,7 @@ class TaskCache:
         # Write it once Redis is back (an older state never replaces a newer one, so a late retry is
         # harmless), for as long as the entry would live.
         self.retries.schedule(lambda: write(self.redis.session()), give_up_at=time.monotonic() + ttl_seconds,
-                              gave_up=lambda: self.local.unpin(key, document))
+                              gave_up=lambda: self.local.unpin(key, task))
         return False
 
     def claim_cancel(self, *, session: CacheSession, user_id: uuid.UUID, task_id: uuid.UUID) -> tuple[bool, str | None]:

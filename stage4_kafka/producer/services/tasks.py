@@ -16,7 +16,7 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 from common.errors import TaskNotCancelable, TaskNotFound, Unauthorized, ValidationFailed
 from common.ids import uuid7, uuid7_time_ms
 from common.models import CANCELABLE_STATUSES, Task, TaskStatus
-from common.timeutil import rfc3339, utcnow
+from common.timeutil import utcnow
 
 from ..repositories import tasks, users
 from ..repositories.broker import Broker
@@ -38,28 +38,21 @@ class TaskPage:
 
 @dataclass(frozen=True)
 class TaskRead:
-    task: dict[str, Any]  # the public JSON, as cached
+    task: Task
     source: str  # the level that answered: local, redis or miss (the database)
 
 
 @dataclass(frozen=True)
 class Accepted:
+    """A create or cancel the broker acknowledged (or the replay of one).
+
+    The status is the service's to say, not the handler's: an Idempotency-Key stores the status of its
+    answer with it, and a replay answers that status.
+    """
+
     status_code: int  # 202, or whatever the first request with this Idempotency-Key was answered
-    task: dict[str, Any]  # the public JSON
-    replayed: bool  # the answer of an earlier request with the same Idempotency-Key
-
-
-def public_json(task: Task) -> dict[str, Any]:
-    """The task as the API shows it; also exactly what the cache stores."""
-    return {
-        "id": str(task.id),
-        "type": task.type,
-        "payload": task.payload,
-        "priority": task.priority,
-        "status": task.status,
-        "created_at": rfc3339(task.created_at),
-        "updated_at": rfc3339(task.updated_at),
-    }
+    task: Task  # the task as accepted: PENDING for a create, CANCELED for a cancel
+    replayed: bool = False  # the answer of an earlier request with the same Idempotency-Key
 
 
 def create_task(*, database: Database, cache: TaskCache, broker: Broker, idempotency: Idempotency,
@@ -71,21 +64,20 @@ def create_task(*, database: Database, cache: TaskCache, broker: Broker, idempot
     with idempotency.guard(session=redis, user_id=user_id, key=idempotency_key,
                            request={"type": type_, "payload": payload, "priority": priority}) as key:
         if key.replay:
-            return Accepted(key.replay.status_code, key.replay.body, replayed=True)
+            return Accepted(key.replay.status_code, key.replay.task, replayed=True)
         now = utcnow()
-        document = key.earlier_task or public_json(Task(
-            id=uuid7(), user_id=user_id, type=type_, payload=payload, priority=priority,
-            status=TaskStatus.PENDING.value, created_at=now, updated_at=now))
-        record = key.record(status_code=202, body=document)
+        task = key.earlier_task or Task(id=uuid7(), user_id=user_id, type=type_, payload=payload, priority=priority,
+                                        status=TaskStatus.PENDING.value, created_at=now, updated_at=now)
+        record = key.record(status_code=202, task=task)
         # A keyed retry may republish a task that has landed and moved on since: any landed status will do.
-        _accept(database=database, cache=cache, broker=broker, session=redis, user_id=user_id, document=document,
-                event=events.created(task=document, user_id=user_id, idempotency=record),
+        _accept(database=database, cache=cache, broker=broker, session=redis, task=task,
+                event=events.created(task=task, idempotency=record),
                 headers=events.headers(events.CREATED, request_id=request_id), landed_status=None)
-    return Accepted(202, document, replayed=False)
+    return Accepted(202, task)
 
 
-def _accept(*, database: Database, cache: TaskCache, broker: Broker, session: CacheSession, user_id: uuid.UUID,
-            document: dict[str, Any], event: bytes, headers: events.Headers, landed_status: str | None,
+def _accept(*, database: Database, cache: TaskCache, broker: Broker, session: CacheSession, task: Task,
+            event: bytes, headers: events.Headers, landed_status: str | None,
             undo: Callable[[], None] = lambda: None) -> None:
     """Publish a create's or a cancel's event, then make the accepted state readable at once.
 
@@ -93,15 +85,14 @@ def _accept(*, database: Database, cache: TaskCache, broker: Broker, session: Ca
     new state (read-your-writes), or, if Redis could not take it, the request waits until the task has
     landed, in `landed_status` if given.
     """
-    task_id = uuid.UUID(document["id"])
     try:
         # The task id is the key: all of a task's events land on one partition, in the order accepted.
-        broker.publish(key=str(task_id), value=event, headers=headers)
+        broker.publish(key=str(task.id), value=event, headers=headers)
     except BaseException:
         undo()
         raise
-    if not cache.remember(session=session, user_id=user_id, task_id=task_id, document=document):
-        _wait_until_landed(database, user_id=user_id, task_id=task_id, status=landed_status)
+    if not cache.remember(session=session, task=task):
+        _wait_until_landed(database, user_id=task.user_id, task_id=task.id, status=landed_status)
 
 
 def get_task(*, database: Database, cache: TaskCache, user_id: uuid.UUID, task_id: uuid.UUID,
@@ -110,14 +101,14 @@ def get_task(*, database: Database, cache: TaskCache, user_id: uuid.UUID, task_i
 
     `session`: the Redis session of the request this read is part of (a cancel's), else a new one.
     """
-    document, source = cache.read(session=session or cache.session(), user_id=user_id, task_id=task_id,
-                                  load=lambda: _load_task_in_flight(database, user_id=user_id, task_id=task_id))
-    if document is None:
+    task, source = cache.read(session=session or cache.session(), user_id=user_id, task_id=task_id,
+                              load=lambda: _load_task_in_flight(database, user_id=user_id, task_id=task_id))
+    if task is None:
         raise TaskNotFound()
-    return TaskRead(document, source)
+    return TaskRead(task, source)
 
 
-def _load_task_in_flight(database: Database, *, user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
+def _load_task_in_flight(database: Database, *, user_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
     """The task from the database; for an id minted moments ago, wait (boundedly) for the consumer to land it.
 
     A read reaches the database when no cache level has the task: normally because it landed long
@@ -125,19 +116,18 @@ def _load_task_in_flight(database: Database, *, user_id: uuid.UUID, task_id: uui
     way. A UUIDv7 carries its creation time, so only an id younger than LANDING_WAIT_SECONDS is waited
     for; an older one that is missing is simply not found.
     """
-    document = _load_task(database, user_id=user_id, task_id=task_id)
+    task = _load_task(database, user_id=user_id, task_id=task_id)
     age = time.time() - uuid7_time_ms(task_id) / 1000
-    if document is not None or task_id.version != 7 or not 0 <= age < LANDING_WAIT_SECONDS:
-        return document
+    if task is not None or task_id.version != 7 or not 0 <= age < LANDING_WAIT_SECONDS:
+        return task
     _wait_until_landed(database, user_id=user_id, task_id=task_id, seconds=LANDING_WAIT_SECONDS - age)
     return _load_task(database, user_id=user_id, task_id=task_id)
 
 
-def _load_task(database: Database, *, user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
-    """The user's task from the database as public JSON, or None."""
+def _load_task(database: Database, *, user_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
+    """The user's task from the database, or None."""
     with database.unit_of_work() as session, _owner_must_exist():
-        task = tasks.get_owned(session, user_id=user_id, task_id=task_id)
-    return None if task is None else public_json(task)
+        return tasks.get_owned(session, user_id=user_id, task_id=task_id)
 
 
 def list_tasks(*, database: Database, user_id: uuid.UUID, limit: int, cursor: str | None,
@@ -151,25 +141,27 @@ def list_tasks(*, database: Database, user_id: uuid.UUID, limit: int, cursor: st
 
 
 def cancel_task(*, database: Database, cache: TaskCache, broker: Broker, user_id: uuid.UUID, task_id: uuid.UUID,
-                request_id: str | None = None) -> dict[str, Any]:
+                request_id: str | None = None) -> Accepted:
     """Publish the cancel of a PENDING task and return it CANCELED; raise TaskNotCancelable from any other status."""
     _owner_must_exist_now(database, user_id)  # a write on behalf of a deleted user is refused even if cached
     redis = cache.session()  # one for the whole request: a hung Redis costs it one timeout, not one per call
     # The cache first: the task may not have landed yet.
     current = get_task(database=database, cache=cache, session=redis, user_id=user_id, task_id=task_id).task
-    if current["status"] not in {status.value for status in CANCELABLE_STATUSES}:
-        raise TaskNotCancelable(f"The task is {current['status']}; only a PENDING task can be canceled.")
+    if current.status not in {status.value for status in CANCELABLE_STATUSES}:
+        raise TaskNotCancelable(f"The task is {current.status}; only a PENDING task can be canceled.")
     won, token = cache.claim_cancel(session=redis, user_id=user_id, task_id=task_id)
     if not won:  # a racing cancel claimed it first: it publishes, this one sees the task as CANCELED
         raise TaskNotCancelable("The task is CANCELED; only a PENDING task can be canceled.")
     now = utcnow()
-    canceled = {**current, "status": TaskStatus.CANCELED.value, "updated_at": rfc3339(now)}
-    _accept(database=database, cache=cache, broker=broker, session=redis, user_id=user_id, document=canceled,
+    canceled = Task(id=current.id, user_id=user_id, type=current.type, payload=current.payload,
+                    priority=current.priority, status=TaskStatus.CANCELED.value, created_at=current.created_at,
+                    updated_at=now)
+    _accept(database=database, cache=cache, broker=broker, session=redis, task=canceled,
             event=events.canceled(task_id=task_id, user_id=user_id, at=now),
             headers=events.headers(events.CANCELED, request_id=request_id),
             undo=lambda: cache.release_cancel(session=redis, user_id=user_id, task_id=task_id, token=token),
-            landed_status=canceled["status"])
-    return canceled
+            landed_status=canceled.status)
+    return Accepted(202, canceled)
 
 
 def _wait_until_landed(database: Database, *, user_id: uuid.UUID, task_id: uuid.UUID, status: str | None = None,
@@ -180,8 +172,8 @@ def _wait_until_landed(database: Database, *, user_id: uuid.UUID, task_id: uuid.
     the create or cancel the consumer's lag (milliseconds) instead of costing the next read a 404.
     """
     def landed() -> bool:
-        document = _load_task(database, user_id=user_id, task_id=task_id)
-        return document is not None and status in (None, document["status"])
+        task = _load_task(database, user_id=user_id, task_id=task_id)
+        return task is not None and status in (None, task.status)
 
     try:
         Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(0.02),
