@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Callable
 
 from ..stages import REPO_ROOT, STAGES
 
@@ -30,6 +31,30 @@ def content(rev: str | None, path: str) -> bytes | None:
     return result.stdout if result.returncode == 0 else None
 
 
+class ObjectIds:
+    """A file's object id at a commit (None where it does not exist), asked of one `git cat-file` process.
+
+    Equal ids are equal contents; one process for the whole history keeps the check's time flat as
+    commits accumulate (one `git show` per file and commit grew with every commit).
+    """
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(["git", "cat-file", "--batch-check=%(objectname)"], cwd=REPO_ROOT,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def __call__(self, rev: str | None, path: str) -> str | None:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(f"{rev}:{path}\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline().strip()
+        return None if answer.endswith(" missing") else answer
+
+    def close(self) -> None:
+        assert self.process.stdin
+        self.process.stdin.close()
+        self.process.wait()
+
+
 def split(path: str) -> tuple[int, str] | None:
     folder, _, rest = path.partition("/")
     if folder in FOLDERS and rest and rest != "CHANGES.diff":
@@ -37,40 +62,59 @@ def split(path: str) -> tuple[int, str] | None:
     return None
 
 
-def left_behind(base: str, head: str | None, changed: list[str]) -> list[tuple[str, str]]:
-    """(changed path, later path) pairs where the later copy matched before the change and not after."""
+def left_behind(base: str, head: str | None, changed: list[str],
+                read: Callable[[str | None, str], object] = content) -> list[tuple[str, str]]:
+    """(changed path, later path) pairs where the later copy matched before the change and not after.
+
+    `read(rev, path)` is what is compared: the bytes, or (between two commits) the object ids.
+    """
     pairs = []
     for path in changed:
         parsed = split(path)
         if not parsed:
             continue
         index, rest = parsed
-        old, new = content(base, path), content(head, path)
+        old, new = read(base, path), read(head, path)
         if old is None or new is None or old == new:
             continue
         for folder in FOLDERS[index + 1:]:
             later = f"{folder}/{rest}"
-            if content(base, later) == old and content(head, later) != new:
+            if read(base, later) == old and read(head, later) != new:
                 pairs.append((path, later))
     return pairs
 
 
+def commits(since: str | None) -> list[tuple[str, list[str], str, list[str]]]:
+    """(commit, parents, message, changed paths) for each commit since `since`, oldest first, from one `git log`."""
+    log = git("log", "--reverse", "--no-renames", "--name-only", "--format=%x1e%H %P%n%B%x1f",
+              f"{since}..HEAD" if since else "HEAD")
+    found = []
+    for entry in log.split("\x1e")[1:]:
+        header_and_body, _, names = entry.partition("\x1f")
+        header, _, body = header_and_body.partition("\n")
+        rev, *parents = header.split()
+        found.append((rev, parents, body, names.split()))
+    return found
+
+
 def check(since: str | None) -> int:
-    revs = git("rev-list", "--reverse", f"{since}..HEAD" if since else "HEAD").split()
+    history = commits(since)
+    ids = ObjectIds()
     problems = []
-    for rev in revs:
-        parents = git("rev-list", "--parents", "-n", "1", rev).split()[1:]
-        if len(parents) != 1:
-            continue
-        exempt = {line.split(":", 1)[1].strip() for line in git("log", "-1", "--format=%B", rev).splitlines()
-                  if line.startswith("Not-Propagated:")}
-        changed = git("diff", "--name-only", parents[0], rev).split()
-        for path, later in left_behind(parents[0], rev, changed):
-            if later not in exempt:
-                problems.append(f"{rev[:10]} changed {path} but not its identical copy {later}")
+    try:
+        for rev, parents, message, changed in history:
+            if len(parents) != 1:
+                continue
+            exempt = {line.split(":", 1)[1].strip() for line in message.splitlines()
+                      if line.startswith("Not-Propagated:")}
+            for path, later in left_behind(parents[0], rev, changed, read=ids):
+                if later not in exempt:
+                    problems.append(f"{rev[:10]} changed {path} but not its identical copy {later}")
+    finally:
+        ids.close()
     for problem in problems:
         print(problem)
-    print(f"propagation check: {len(revs)} commits, {len(problems)} problem(s)")
+    print(f"propagation check: {len(history)} commits, {len(problems)} problem(s)")
     return 1 if problems else 0
 
 
