@@ -9,12 +9,14 @@ STAGES := $(sort $(patsubst %/producer/__init__.py,%,$(wildcard stage*_*/produce
 STAGE_NUMBERS := $(foreach s,$(STAGES),$(patsubst stage%,%,$(firstword $(subst _, ,$(s)))))
 
 .DEFAULT_GOAL := help
-STAGE_TARGETS := $(addprefix stage,0 1 2 3 4 5 6 7 8)
-.PHONY: help test grade start diff diffs doctor clean lock bench propagate $(STAGE_TARGETS)
+# The stages with a dead-letter tool (stage 4 on): make dlq names them when STAGE= is another.
+DLQ_STAGES := $(patsubst %/consumer/dlq.py,%,$(wildcard stage*_*/consumer/dlq.py))
+# stage<N> is a pattern rule, and make never applies one to a .PHONY target, so those are not listed here.
+.PHONY: help test grade start diff diffs doctor clean lock bench propagate
 
 help: ## list the targets
 	@echo "Task Dispatch Producer - a staged curriculum. Targets:"
-	@grep -hE '^[a-z0-9%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/; s/^\$$\(STAGE_TARGETS\)/stage<N>/' | awk -F'\t' '{printf "  make %-26s %s\n", $$1, $$2}'
+	@grep -hE '^([a-z0-9%-]+|stage%):.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/; s/^stage%/stage<N>/' | awk -F'\t' '{printf "  make %-26s %s\n", $$1, $$2}'
 	@echo "  stages here: $(STAGE_NUMBERS)   (PORT=8000 by default; DATABASE_URL / REDIS_URL / KAFKA_BOOTSTRAP_SERVERS pick real backends)"
 
 $(READY): requirements.lock pyproject.toml
@@ -25,7 +27,8 @@ $(READY): requirements.lock pyproject.toml
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	@rm -f $(VENV)/.installed-* && touch $@
 
-$(STAGE_TARGETS): stage%: $(READY) ## bring stage N's checkpoint up on http://127.0.0.1:8000 or PORT (Ctrl-C stops it)
+# A pattern, so that any stage<N> reaches the runner, which answers a stage this repository does not have.
+stage%: $(READY) ## bring stage N's checkpoint up on http://127.0.0.1:8000 or PORT (Ctrl-C stops it)
 	@$(PY) -m common.runner $*
 
 # Three workers on the 2-core reference machine: a test spends part of its time waiting for the
@@ -54,9 +57,13 @@ doctor: $(READY) ## check Python, the dependencies and each backend (reachable, 
 bench: $(READY) ## STAGE=<n>: run the stage's benchmark script (needs wrk)
 	@$(PY) -m common.bench $(STAGE)
 
+.PHONY: broker
+broker: $(READY) ## ARGS="status|down|up|rtt MS|offsets --group G": drill the embedded broker of a running stage (4 on)
+	@$(PY) -m common.broker $(ARGS)
+
 .PHONY: dlq
 dlq: $(READY) ## STAGE=<n> ARGS="list|show N|replay N|discard N": inspect, replay or discard the stage's dead letters
-	@$(PY) -m $(or $(filter stage$(STAGE)_%,$(STAGES)),$(error STAGE=<n> names no stage here: $(STAGE_NUMBERS))).consumer.dlq $(ARGS)
+	@$(PY) -m $(or $(filter stage$(STAGE)_%,$(DLQ_STAGES)),$(error $(if $(STAGE),stage $(STAGE) has no dead-letter tool,give STAGE=<n>); stages with one here: $(foreach s,$(DLQ_STAGES),$(patsubst stage%,%,$(firstword $(subst _, ,$(s))))))).consumer.dlq $(ARGS)
 
 lock: ## re-resolve the pinned dependency set into requirements.lock
 	@rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -277,10 +277,23 @@ def _start_embedded(kind: str, var_dir: Path, stack: ExitStack, topics: Path | N
         stack.callback(broker.stop)
         return Backend(kind, broker.url, True,
                        f"embedded librdkafka mock cluster at {broker.url} (in memory: NOT durable)",
-                       {"KAFKA_BOOTSTRAP_SERVERS": broker.url},
-                       f"drills: python -m common.broker --state {relative_path(broker.state)} "
-                       "status | down | up | rtt MS | offsets --group G")
+                       {"KAFKA_BOOTSTRAP_SERVERS": broker.url}, f"drills: {broker_drills(broker.state)}")
     raise BackendUnavailable(f"no embedded {kind}: set {ENV_VARS[kind]}")
+
+
+def broker_drills(state: Path) -> str:
+    """The drill commands for a running holder, as a learner pastes them from the repository's root."""
+    choices = 'status | down | up | "rtt MS" | "offsets --group G"'
+    if relative_path(state) == Path("var") / "broker.json":  # make broker's default
+        return f"make broker ARGS=down   (ARGS: {choices})"
+    return f"{interpreter()} -m common.broker --state {relative_path(state)} {choices}"
+
+
+def interpreter() -> str:
+    """This Python as a learner types it from the repository's root (`.venv/bin/python`), never a bare `python`:
+    Debian has none, and the system's has none of the pinned packages."""
+    path = Path(sys.executable).absolute()  # not resolved: the venv's python is a link to the base interpreter
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def relative_path(path: Path) -> Path:

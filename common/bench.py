@@ -28,7 +28,7 @@ import requests
 from .bench_consumer import consumer_rates
 from .runner import prepare_backends
 from .service import ConsumerProcess, ServiceProcess, free_port
-from .stages import REPO_ROOT, StagePackage, stage
+from .stages import REPO_ROOT, StagePackage, built, stage
 
 POST_SCRIPT = """wrk.method = "POST"
 wrk.body = '{"type": "bench.job", "payload": {"user": 42, "items": [1, 2, 3], "note": "benchmark"}}'
@@ -70,10 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=20_000, help="stage 4 on: messages for the consumer bench")
     parser.add_argument("--skip-consumer", action="store_true", help="stage 4 on: only the HTTP scenarios")
     args = parser.parse_args(argv)
+    try:
+        target = built(args.stage)
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not shutil.which("wrk"):
         print("error: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
-    target = stage(args.stage)
     package = StagePackage.load(target.path)
     with ExitStack() as stack, tempfile.TemporaryDirectory() as scratch:
         backends = prepare_backends(target.backends, var_dir=Path(scratch) / "var", stack=stack,

@@ -13,11 +13,11 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from .backends import (Backend, BackendUnavailable, database_engine, relative_path, resolve,
+from .backends import (Backend, BackendUnavailable, database_engine, interpreter, relative_path, resolve,
                        wait_until_reachable)
 from .schema import apply_schema
 from .service import ConsumerProcess, PortInUse, ServiceFailed, ServiceProcess, check_port_free
-from .stages import REPO_ROOT, NotAStagePackage, StagePackage, stage
+from .stages import REPO_ROOT, NotAStagePackage, StagePackage, built, stage
 
 EXIT_USAGE, EXIT_BACKEND = 2, 3
 
@@ -54,7 +54,8 @@ def prepare_backends(kinds: tuple[str, ...], *, var_dir: Path, stack: ExitStack,
 
 
 def run(number: int, *, impl: str | None, host: str, port: int, var_dir: Path, wait_seconds: float) -> int:
-    target = stage(number)
+    # A learner's package (IMPL) may be a stage this repository does not have yet; the reference must exist.
+    target = stage(number) if impl else built(number)
     package = StagePackage.load(impl or target.path)
     check_port_free(host, port)
 
@@ -75,7 +76,7 @@ def run(number: int, *, impl: str | None, host: str, port: int, var_dir: Path, w
             if package.consumer_module:  # stage 4 on: the consumer that lands accepted tasks runs beside gunicorn
                 stack.callback(ConsumerProcess(package, env=env).start().stop)
             title = f"Stage {target.number} - {target.title} [{target.title_zh}]  ({package.path.name})"
-            consumer = f"python -m {package.consumer_module} (one process)" if package.consumer_module else None
+            consumer = f"{interpreter()} -m {package.consumer_module} (one process)" if package.consumer_module else None
             print(banner(title, service.url, backends, var_dir, consumer), flush=True)
             return service.wait()
         except KeyboardInterrupt:

@@ -57,6 +57,24 @@ def stage(number: int) -> Stage:
     raise LookupError(f"there is no stage {number}; stages are 0-{STAGES[-1].number}")
 
 
+def here() -> str:
+    """The stages this repository has, for messages: "0-4"."""
+    numbers = [s.number for s in STAGES if s.exists]
+    consecutive = numbers == list(range(numbers[0], numbers[-1] + 1)) if numbers else False
+    return f"{numbers[0]}-{numbers[-1]}" if consecutive and len(numbers) > 1 else " ".join(map(str, numbers))
+
+
+def built(number: int) -> Stage:
+    """Return stage `number` if this repository has it; else raise LookupError, in one line naming those it has."""
+    try:
+        found = stage(number)
+    except LookupError:
+        raise LookupError(f"there is no stage {number}; stages here: {here()}") from None
+    if not found.exists:
+        raise LookupError(f"stage {number} ({found.folder}) is not in this repository yet; stages here: {here()}")
+    return found
+
+
 def stage_of_path(path: Path) -> Stage | None:
     """Return the stage whose folder holds `path`, if any."""
     resolved = path.resolve()

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ..stages import STAGES, stage
+from ..stages import STAGES, built
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,12 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     if (args.impl or args.target) and args.stage is None:
         parser.error("IMPL= and TARGET= need STAGE=<n>: the suite of which stage should judge it?")
     try:
-        chosen = [stage(args.stage)] if args.stage is not None else [s for s in STAGES if s.exists]
+        chosen = [built(args.stage)] if args.stage is not None else [s for s in STAGES if s.exists]
     except LookupError as exc:
-        parser.error(str(exc))
-    missing = [s for s in chosen if not s.exists]
-    if missing:
-        parser.error(f"stage {missing[0].number} ({missing[0].folder}) is not in this repository yet")
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     # One process: the scorecard needs every backend description, and grading favours clear output over speed.
     pytest_args = [str(s.path / "tests") for s in chosen] + ["--scorecard", "-q", "-p", "no:xdist"]
     if args.reports_dir:

@@ -8,7 +8,7 @@ import pytest
 from common.stages import STAGES
 from common.tools import start
 
-LATER = [s for s in STAGES if s.number > 0 and STAGES[s.number - 1].exists]
+LATER = [s for s in STAGES if s.number > 0 and s.exists]  # an attempt needs its goal's README and checks
 
 
 def stage_number_of(package) -> int:

@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ..stages import STAGES, Stage, stage
+from ..stages import STAGES, Stage, built
 
 DIFF_NAME = "CHANGES.diff"
 
@@ -120,12 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.old is None or args.new is None:
         parser.error("give FROM= and TO= (stage numbers), or --write / --check")
     try:
-        old, new = stage(args.old), stage(args.new)
+        old, new = built(args.old), built(args.new)
     except LookupError as exc:
-        parser.error(str(exc))
-    for wanted in (old, new):
-        if not wanted.exists:
-            parser.error(f"stage {wanted.number} ({wanted.folder}) is not in this repository yet")
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     sys.stdout.write(stage_diff(old, new))
     return 0
 

@@ -6,7 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..stages import REPO_ROOT, stage
+from ..stages import REPO_ROOT, built, here, stage
 
 WORKSPACE = REPO_ROOT / "workspace"
 _NUMBER = re.compile(r"^NUMBER = \d+$", re.MULTILINE)
@@ -24,14 +24,16 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: make start STAGE=<1-8>", file=sys.stderr)
         return 2
     try:
-        goal = stage(int(argv[0]))
-        base = stage(goal.number - 1)
+        # The goal's README and checks must be here too: they are what the attempt is built and graded against.
+        goal = built(int(argv[0]))
     except LookupError as exc:
-        print(f"error: {exc} (stage 0 has no previous stage to start from)", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not base.exists:
-        print(f"error: stage {base.number} ({base.folder}) is not in this repository yet", file=sys.stderr)
+    if goal.number == 0:
+        print(f"error: an attempt at stage N starts from stage N-1, and stage 0 has none; stages here: {here()}",
+              file=sys.stderr)
         return 2
+    base = stage(goal.number - 1)
     destination = WORKSPACE / goal.folder
     relative = destination.relative_to(REPO_ROOT) if destination.is_relative_to(REPO_ROOT) else destination
     if destination.exists():
