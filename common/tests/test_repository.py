@@ -67,7 +67,7 @@ def test_stage_diffs_open_with_a_diffstat_and_show_code_before_tests_and_docs():
         kinds = [diffs.kind_of(name) for name in files]
         assert kinds == sorted(kinds, key=("code", "tests", "docs").index), f"{new.folder}: {kinds}"
         first = next((i for i, line in enumerate(lines) if line.startswith(("--- ", "+++ "))), 0)
-        assert lines[1].endswith("then docs.") and first < 60, f"{new.folder}: first change at line {first}"
+        assert lines[2].endswith("then tests, then docs.") and first < 60, f"{new.folder}: first change at line {first}"
 
 
 def test_consecutive_stage_diffs_keep_file_paths():
@@ -75,6 +75,17 @@ def test_consecutive_stage_diffs_keep_file_paths():
     for old, new in diffs.consecutive_pairs():
         gone = set(diffs.stage_files(old.path)) - set(diffs.stage_files(new.path))
         assert not gone, f"{new.folder} lost {sorted(gone)}"
+
+
+@pytest.mark.parametrize("stage", PRESENT[1:], ids=lambda s: s.folder)
+def test_each_stage_diff_opens_its_code_in_the_declared_reading_order(stage):
+    order = diffs.reading_order(stage)
+    assert order, f"{stage.folder}/{diffs.ORDER_NAME} declares no reading order"
+    stat = [line[4:].split("|")[0].strip() for line in (stage.path / diffs.DIFF_NAME).read_text().splitlines()
+            if re.match(r"^#   \S+\s+\|", line)]
+    unchanged = [name for name in order if name not in stat]
+    assert not unchanged, f"{diffs.ORDER_NAME} names files this stage does not change: {unchanged}"
+    assert stat[:len(order)] == order, f"the diff's code opens with {stat[:len(order)]}, not {order}"
 
 
 def test_fixes_were_carried_into_later_stages():

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..stages import STAGES, Stage, built
 
 DIFF_NAME = "CHANGES.diff"
+ORDER_NAME = "reading-order.txt"  # each stage's order for its changed code: the lesson's files first
 
 
 def stage_files(root: Path) -> dict[str, Path]:
@@ -19,7 +20,14 @@ def stage_files(root: Path) -> dict[str, Path]:
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", "."],
                             cwd=root, capture_output=True, text=True, check=True).stdout.split("\0")
     return {name: root / name for name in sorted(filter(None, listed))
-            if name != DIFF_NAME and (root / name).is_file()}
+            if name not in (DIFF_NAME, ORDER_NAME) and (root / name).is_file()}
+
+
+def reading_order(stage: Stage) -> list[str]:
+    """The stage's declared order for its changed code (reading-order.txt), the lesson's files first."""
+    path = stage.path / ORDER_NAME
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 def _lines(path: Path | None) -> list[str]:
@@ -37,29 +45,48 @@ def kind_of(name: str) -> str:
 
 
 _KINDS = ("code", "tests", "docs")
+STAT_WIDTH = 40  # the longest bar of the diffstat, as git scales its own
 
 
 def _summarised(name: str, old_lines: list[str], new_lines: list[str], added: int, removed: int) -> str | None:
-    """For a new or rewritten document, one line saying so instead of the whole text; else None."""
-    if kind_of(name) != "docs":
+    """For a new test file, or a new or rewritten document, one line saying so instead of its text; else None."""
+    kind = kind_of(name)
+    if kind == "code":
         return None
     if not old_lines:
         return f"new, {len(new_lines)} lines"
-    if new_lines and added + removed > len(new_lines):  # more churn than text: read it whole, not as a diff
+    if kind == "docs" and new_lines and added + removed > len(new_lines):  # more churn than text: read it whole
         return f"rewritten, {len(new_lines)} lines (was {len(old_lines)})"
     return None
 
 
+def _scaled(count: int, widest: int) -> int:
+    """git's scale_linear: a count as a bar length, the widest change filling STAT_WIDTH."""
+    if widest <= STAT_WIDTH or count == 0:
+        return count
+    return 1 + count * (STAT_WIDTH - 1) // widest
+
+
+def stat_bar(added: int, removed: int, widest: int) -> str:
+    """The +/- bar of one file, scaled like git's (a file with both kinds of change shows both)."""
+    total = _scaled(added + removed, widest)
+    if added and removed and total < 2:
+        total = 2
+    if added < removed:
+        plus = _scaled(added, widest)
+        return "+" * plus + "-" * (total - plus)
+    minus = _scaled(removed, widest)
+    return "+" * (total - minus) + "-" * minus
+
+
 def stage_diff(old: Stage, new: Stage) -> str:
-    """A unified diff of `new` against `old` with stage-relative paths (folder names never show):
-    a diffstat first, then code, then tests, then docs; new or rewritten documents are only named."""
+    """A unified diff of `new` against `old` with stage-relative paths (folder names never show): a diffstat
+    first, then the code in the stage's reading order, then tests, then docs; new test files and new or
+    rewritten documents are only named."""
     before, after = stage_files(old.path), stage_files(new.path)
-    code_stat: list[str] = []  # the lesson is the code: a line per file; tests and docs are summed
-    names: dict[str, list[str]] = {kind: [] for kind in _KINDS}
-    counts: dict[str, list[int]] = {kind: [0, 0] for kind in _KINDS}
-    bodies: dict[str, list[str]] = {kind: [] for kind in _KINDS}
-    totals = [0, 0, 0]  # files, insertions, deletions
-    for name in sorted(before.keys() | after.keys()):
+    order = reading_order(new)
+    changes = []  # (name, diff, added, removed, note)
+    for name in before.keys() | after.keys():
         old_lines, new_lines = _lines(before.get(name)), _lines(after.get(name))
         if old_lines == new_lines:
             continue
@@ -67,22 +94,27 @@ def stage_diff(old: Stage, new: Stage) -> str:
                                          f"b/{name}" if name in after else "/dev/null", n=3))
         added = sum(1 for line in diff[2:] if line.startswith("+"))
         removed = sum(1 for line in diff[2:] if line.startswith("-"))
-        totals = [totals[0] + 1, totals[1] + added, totals[2] + removed]
-        kind, note = kind_of(name), _summarised(name, old_lines, new_lines, added, removed)
+        changes.append((name, diff, added, removed, _summarised(name, old_lines, new_lines, added, removed)))
+    changes.sort(key=lambda c: (_KINDS.index(kind_of(c[0])), order.index(c[0]) if c[0] in order else len(order), c[0]))
+    widest = max((added + removed for name, _, added, removed, _ in changes if kind_of(name) == "code"), default=0)
+    code_stat: list[str] = []  # the lesson is the code: a line per file; tests and docs are summed
+    names: dict[str, list[str]] = {kind: [] for kind in _KINDS}
+    counts: dict[str, list[int]] = {kind: [0, 0] for kind in _KINDS}
+    body: list[str] = []
+    for name, diff, added, removed, note in changes:
+        kind = kind_of(name)
         if kind == "code":
-            bar = "+" * min(added, 40) + "-" * min(removed, 40 - min(added, 40))
-            code_stat.append(f"#   {name:<40} | {added + removed:5} {bar}"
-                             + (f"  ({note.split(',')[0]})" if note else ""))
+            code_stat.append(f"#   {name:<40} | {added + removed:5} {stat_bar(added, removed, widest)}")
         names[kind].append(name)
         counts[kind] = [counts[kind][0] + added, counts[kind][1] + removed]
         if note:
-            bodies[kind].append(f"# {name}: {note}; read it in the stage folder.\n")
+            body.append(f"# {name}: {note}; read it in the stage folder.\n")
             continue
-        for line in diff:
-            bodies[kind].append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+        body += [line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in diff]
+    inserted, deleted = sum(c[2] for c in changes), sum(c[3] for c in changes)
     header = [f"# What {new.folder} changes against {old.folder}. Generated by `make diffs`; do not edit.",
-              f"# {totals[0]} files changed, {totals[1]} insertions(+), {totals[2]} deletions(-);"
-              " below: code, then tests, then docs."]
+              f"# {len(changes)} files changed, {inserted} insertions(+), {deleted} deletions(-).",
+              f"# Below: the code in the stage's reading order ({ORDER_NAME}), then tests, then docs."]
     for kind in _KINDS:
         if kind == "code" and code_stat:
             header += [f"# {kind}:", *code_stat]
@@ -91,7 +123,7 @@ def stage_diff(old: Stage, new: Stage) -> str:
                           f"{counts[kind][1]} deletions(-):")
             header += textwrap.wrap(", ".join(names[kind]), 110, initial_indent="#   ", subsequent_indent="#   ",
                                     break_on_hyphens=False)
-    return "\n".join(header) + "\n" + "".join(line for kind in _KINDS for line in bodies[kind])
+    return "\n".join(header) + "\n" + "".join(body)
 
 
 def consecutive_pairs() -> list[tuple[Stage, Stage]]:

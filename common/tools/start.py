@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {relative} exists already; move it away to start over", file=sys.stderr)
         return 2
     shutil.copytree(base.path, destination,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "CHANGES.diff", "tests"))
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "CHANGES.diff", "reading-order.txt", "tests"))
     # The attempt documents, at /openapi.json and /docs, the contract it is graded against.
     set_stage_number(destination, goal.number)
     print(f"Copied {base.folder} (the end state of stage {base.number}) to {relative}.\n"
