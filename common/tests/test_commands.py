@@ -28,9 +28,10 @@ def make(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def own_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
-    """What the command printed, without make's own trailer ("make: *** [Makefile:N: target] Error 2")."""
+    """What the command printed, without make's own trailer ("make: *** [Makefile:N: target] Error 2", or
+    "make[1]: ..." when the tests themselves run under make)."""
     return [line for line in (result.stdout + result.stderr).splitlines()
-            if line.strip() and not line.startswith("make: *** [")]
+            if line.strip() and not re.match(r"make(\[\d+\])?: \*\*\* \[", line)]
 
 
 @pytest.mark.parametrize(("command", "number"), [(c, n) for c in COMMANDS for n in [*MISSING, BEYOND]],

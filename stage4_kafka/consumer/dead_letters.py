@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from ..shared.kafka_log import QuietLog
+
 ERROR, TOPIC, PARTITION, OFFSET, ATTEMPTS = ("dlq-error", "dlq-original-topic", "dlq-original-partition",
                                              "dlq-original-offset", "dlq-attempts")
 HANDLED, ACTION, REPLAYED_FROM = "dlq-handled", "dlq-action", "dlq-replayed-from"
@@ -39,7 +41,8 @@ def producer(bootstrap: str, *, timeout_ms: int) -> Producer:
     """A producer whose acknowledged write survives a broker failure, and is written once."""
     return Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
                      "message.timeout.ms": timeout_ms, "linger.ms": 0,
-                     "reconnect.backoff.ms": 500, "reconnect.backoff.max.ms": 2_000, "log_level": 3})
+                     "reconnect.backoff.ms": 500, "reconnect.backoff.max.ms": 2_000, "log_level": 3},
+                    logger=QuietLog())
 
 
 def send(out: Producer, topic: str, letters: list[Letter], *, timeout: float) -> None:

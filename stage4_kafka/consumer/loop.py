@@ -12,6 +12,7 @@ from common.backends import database_engine
 
 from ..shared import logs
 from ..shared.database import engine_options
+from ..shared.kafka_log import QuietLog
 from . import dead_letters
 from .config import ConsumerSettings, settings_or_exit
 from .handler import BatchHandler, Stopping
@@ -32,7 +33,7 @@ def kafka_consumer(settings: ConsumerSettings) -> Consumer:
         # Retry an absent broker every 0.5-2 s (as the producer does), not every 0.1 s with a log line each time.
         "reconnect.backoff.ms": 500, "reconnect.backoff.max.ms": 2_000,
         "log_level": 3,
-    })
+    }, logger=QuietLog())
 
 
 def next_batch(consumer: Consumer, *, max_size: int, wait_ms: int, stopping: threading.Event) -> list[Message]:

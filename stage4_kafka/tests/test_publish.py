@@ -136,3 +136,29 @@ def test_a_keyed_retry_after_a_slow_broker_503_lands_the_task_once(launch, alice
     assert landed.count(task_id) == 1 and len(landed) == 2, (
         f"one warm-up task and the keyed one expected, the database holds {len(landed)}: a retry with the key "
         "created the task a second time")
+
+
+# Four Kafka clients run in a stage 4 service (a producer in each of two workers, the consumer, its dead-letter
+# producer); a few kinds of trouble each during an outage is readable, one line per reconnect attempt is not.
+OUTAGE_SECONDS, CLIENT_LINES_MAX = 8.0, 12
+
+
+@pytest.mark.check("S4-AC15")
+def test_a_broker_outage_costs_the_log_a_few_client_lines_not_one_per_retry(launch, alice):
+    service = launch({"PUBLISH_TIMEOUT_MS": str(PUBLISH_TIMEOUT_MS), "PUBLISH_ATTEMPTS": "1"}, name="quiet-outage")
+    body = {"type": "invoice.send", "payload": {"n": 1}}
+    with service.client() as client:
+        accept(client, alice)  # every client is connected before the brokers go
+        seen = len(service.log_text())
+        with service.broker.outage():
+            until, refused = time.monotonic() + OUTAGE_SECONDS, 0
+            while time.monotonic() < until:  # creates keep coming, as they would in production
+                refused_in_time(client, alice.headers, body)
+                refused += 1
+        window = [line for line in service.log_text()[seen:].splitlines() if line.strip()]
+    client_lines = [line for line in window if "rdkafka#" in line]  # librdkafka names its clients rdkafka#...
+    own_lines = [line for line in window if "rdkafka#" not in line]
+    assert len(client_lines) <= CLIENT_LINES_MAX, (
+        f"{len(client_lines)} librdkafka lines in {OUTAGE_SECONDS:.0f} s of outage ({refused} creates refused), "
+        f"e.g. {client_lines[:3]}")
+    assert len(own_lines) > len(client_lines), f"the service's own {len(own_lines)} lines are buried: {window[:5]}"

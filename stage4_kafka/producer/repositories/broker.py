@@ -16,6 +16,8 @@ from loguru import logger
 
 from common.errors import ServiceUnavailable
 
+from ...shared.kafka_log import QuietLog
+
 Headers = list[tuple[str, bytes]]
 # Kept short: readiness asks often, and a broker that takes longer than this is as good as down.
 PING_TIMEOUT_SECONDS = 1.0
@@ -58,10 +60,10 @@ class Broker:
             "linger.ms": linger_ms,
             "message.timeout.ms": timeout_ms,  # one attempt's deadline: the delivery report comes by then
             # A broker that is away is retried every 0.5-2 s, not every 0.1 s: recovery within 2 s of
-            # its return, without librdkafka writing a "Connection refused" line ten times a second.
+            # its return; QuietLog keeps one "Connection refused" line a minute of all those retries.
             "reconnect.backoff.ms": 500, "reconnect.backoff.max.ms": 2_000,
             "log_level": 3,
-        })
+        }, logger=QuietLog())
         self._stopping = threading.Event()
         self._reports = threading.Thread(target=self._poll, name="broker-delivery-reports", daemon=True)
         self._reports.start()
