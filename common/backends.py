@@ -12,12 +12,12 @@ import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import redis
-from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy import make_url, text
 from tenacity import RetryError, Retrying, retry, stop_after_delay, wait_fixed
 
+from .connections import database_engine, first_line, mask_url
 from .service import free_port
 
 ENV_VARS = {"database": "DATABASE_URL", "cache": "REDIS_URL", "broker": "KAFKA_BOOTSTRAP_SERVERS"}
@@ -47,31 +47,6 @@ class Backend:
         return mask_url(self.url)
 
 
-def mask_url(url: str) -> str:
-    """Replace the password of a URL with ***."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
-
-
-def database_engine(url: str, **kwargs):
-    """Create an engine; `kwargs` (pool, pre-ping, timeouts: a stage's tuning) go to create_engine.
-
-    What is added here is not tuning but correctness every process needs, the services, the
-    runner and the test harness alike: SQLite enforcing the foreign keys the DDL declares.
-    """
-    engine = create_engine(url, **kwargs)
-    if make_url(url).get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _enforce_sqlite_foreign_keys)
-    return engine
-
-
-def _enforce_sqlite_foreign_keys(dbapi_connection, connection_record) -> None:  # noqa: ARG001
-    # SQLite checks foreign keys only when each connection asks it to.
-    dbapi_connection.execute("PRAGMA foreign_keys = ON")
-
-
 def probe(backend: Backend) -> None:
     """Raise BackendUnavailable unless the backend answers right now."""
     try:
@@ -99,12 +74,6 @@ def probe(backend: Backend) -> None:
             f"{backend.kind} at {backend.safe_url} is unreachable ({first_line(exc)}).\n"
             f"  Fix: {FIXES[backend.kind]}."
         ) from exc
-
-
-def first_line(exc: BaseException) -> str:
-    """A one-line description of an exception, for humans."""
-    text_ = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text_[0] if text_ else ''}".rstrip(": ")
 
 
 def wait_until_reachable(backend: Backend, *, seconds: float) -> None:
@@ -292,13 +261,13 @@ def broker_drills(state: Path) -> str:
 def interpreter() -> str:
     """This Python as a learner types it from the repository's root (`.venv/bin/python`), never a bare `python`:
     Debian has none, and the system's has none of the pinned packages."""
-    path = Path(sys.executable).absolute()  # not resolved: the venv's python is a link to the base interpreter
-    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+    # Not resolved: the venv's python is a link to the base interpreter.
+    return str(relative_path(Path(sys.executable).absolute(), resolve=False))
 
 
-def relative_path(path: Path) -> Path:
+def relative_path(path: Path, *, resolve: bool = True) -> Path:
     """`path` relative to the working directory where it lies below it, for messages."""
     try:
-        return path.resolve().relative_to(Path.cwd())
+        return (path.resolve() if resolve else path).relative_to(Path.cwd())
     except ValueError:
         return path

@@ -16,8 +16,8 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from .backends import database_engine
 from .broker import committed_offsets, end_offsets, read_topics
+from .connections import database_engine
 from .ids import uuid7
 from .models import Task, User
 from .runner import prepare_backends

@@ -13,8 +13,8 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from .backends import (Backend, BackendUnavailable, database_engine, interpreter, relative_path, resolve,
-                       wait_until_reachable)
+from .backends import Backend, BackendUnavailable, interpreter, relative_path, resolve, wait_until_reachable
+from .connections import database_engine
 from .schema import apply_schema
 from .service import ConsumerProcess, PortInUse, ServiceFailed, ServiceProcess, check_port_free
 from .stages import REPO_ROOT, NotAStagePackage, StagePackage, built, stage
@@ -76,7 +76,8 @@ def run(number: int, *, impl: str | None, host: str, port: int, var_dir: Path, w
             if package.consumer_module:  # stage 4 on: the consumer that lands accepted tasks runs beside gunicorn
                 stack.callback(ConsumerProcess(package, env=env).start().stop)
             title = f"Stage {target.number} - {target.title} [{target.title_zh}]  ({package.path.name})"
-            consumer = f"{interpreter()} -m {package.consumer_module} (one process)" if package.consumer_module else None
+            consumer = (f"{interpreter()} -m {package.consumer_module} (one process)"
+                        if package.consumer_module else None)
             print(banner(title, service.url, backends, var_dir, consumer), flush=True)
             return service.wait()
         except KeyboardInterrupt:

@@ -21,7 +21,8 @@ import requests
 from sqlalchemy import Engine, make_url
 from tenacity import Retrying, stop_after_delay, wait_fixed
 
-from ..backends import ENV_VARS, Backend, BackendUnavailable, EmbeddedBroker, database_engine
+from ..backends import ENV_VARS, Backend, BackendUnavailable, EmbeddedBroker
+from ..connections import database_engine
 from ..broker import BrokerControl, committed_offsets, end_offsets
 from ..runner import prepare_backends
 from ..service import ConsumerProcess, ServiceProcess, free_port, package_pythonpath, stop_process_groups

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from common.backends import database_engine
+from common.connections import database_engine
 from common.schema import apply_schema
 from common.service import ServiceProcess, free_port
 from common.stages import REPO_ROOT, StagePackage, stage

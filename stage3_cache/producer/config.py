@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-from common.backends import mask_url
+from common.connections import mask_url
 from common.security import DEFAULT_PASSWORD_HASH_PROFILE, PasswordHashProfile
 
 # Good enough for a laptop; refused in prod.

@@ -19,7 +19,7 @@ from loguru import logger
 from sqlalchemy import Engine, text
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_never, wait_exponential
 
-from common.backends import first_line
+from common.connections import first_line
 
 from ..shared.database import OUTAGES
 from ..shared.events import Event, Poison, decode

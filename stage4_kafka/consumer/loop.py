@@ -8,7 +8,7 @@ import time
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from loguru import logger
 
-from common.backends import database_engine
+from common.connections import database_engine
 
 from ..shared import logs
 from ..shared.database import engine_options

@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from common.backends import mask_url
+from common.connections import mask_url
 from common.security import DEFAULT_PASSWORD_HASH_PROFILE, PasswordHashProfile
 
 from ..shared import settings as shared

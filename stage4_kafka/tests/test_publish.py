@@ -140,7 +140,7 @@ def test_a_keyed_retry_after_a_slow_broker_503_lands_the_task_once(launch, alice
 
 # Four Kafka clients run in a stage 4 service (a producer in each of two workers, the consumer, its dead-letter
 # producer); a few kinds of trouble each during an outage is readable, one line per reconnect attempt is not.
-OUTAGE_SECONDS, CLIENT_LINES_MAX = 8.0, 12
+OUTAGE_SECONDS, CLIENT_LINES_MAX = 4.0, 12
 
 
 @pytest.mark.check("S4-AC15")

@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy import Engine, make_url, text
 
-from common.backends import database_engine
+from common.connections import database_engine
 
 
 def engine_options(url: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from common.backends import database_engine
+from common.connections import database_engine
 from common.schema import apply_schema
 
 OTHER_SECRET = "a-second-app-has-a-secret-of-its-own-0123456789"

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.backends import database_engine, first_line
+from common.connections import database_engine, first_line
 from common.errors import ServiceUnavailable
 
 # What an unreachable, locked or overloaded database raises; integrity errors are not in this list.

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import redis
 from loguru import logger
 
-from common.backends import first_line
+from common.connections import first_line
 
 # How long the subscriber blocks for a message before it looks whether it should stop.
 LISTEN_POLL_SECONDS = 0.25

@@ -23,7 +23,7 @@ from loguru import logger
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from common.backends import first_line, mask_url
+from common.connections import first_line, mask_url
 from common.models import Task
 from common.timeutil import rfc3339
 

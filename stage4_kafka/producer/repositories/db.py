@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-from common.backends import database_engine, first_line
+from common.connections import database_engine, first_line
 from common.errors import ServiceUnavailable
 
 from ...shared.database import OUTAGES, engine_options
