@@ -41,6 +41,19 @@ class Unauthorized(ApiError):
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="producer"'})
 
 
+class InvalidToken(Unauthorized):
+    """A bearer token was sent and refused: RFC 6750's `invalid_token`, with the reason in the challenge and the detail.
+
+    A request without a token gets plain Unauthorized: RFC 6750 (3.1) sends no error code when
+    there were no credentials to judge.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        # A quoted-string: the reasons are fixed sentences without quotes or backslashes.
+        self.headers["WWW-Authenticate"] += f', error="invalid_token", error_description="{detail}"'
+
+
 class InvalidCredentials(Unauthorized):
     code, detail = "INVALID_CREDENTIALS", "The username or password is wrong."
 

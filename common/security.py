@@ -52,7 +52,11 @@ class TokenClaims:
 
 
 class TokenError(Exception):
-    """The token is missing a claim, expired, forged, or not HS256."""
+    """The token is refused; the message says why in words safe to send back (RFC 6750's error_description).
+
+    The reasons are the ones a client can act on (log in again, send the token it was given); none
+    says anything about the secret or the signature a forger could use.
+    """
 
 
 def issue_token(*, user_id: uuid.UUID, secret: str, ttl: timedelta, now: datetime | None = None) -> str:
@@ -63,12 +67,16 @@ def issue_token(*, user_id: uuid.UUID, secret: str, ttl: timedelta, now: datetim
 
 
 def decode_token(token: str, *, secret: str) -> TokenClaims:
-    """Verify signature, algorithm and expiry; raise TokenError on anything wrong."""
+    """Verify signature, algorithm and expiry; raise TokenError, saying which, on anything wrong."""
     try:
         # A fixed algorithm list is what defeats `alg: none` and algorithm-confusion tokens.
         claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM],
                             options={"require": ["sub", "iat", "exp", "jti"]})
         return TokenClaims(uuid.UUID(claims["sub"]), str(claims["jti"]),
                            datetime.fromtimestamp(claims["exp"], timezone.utc))
-    except (jwt.PyJWTError, ValueError, TypeError) as exc:
-        raise TokenError(str(exc)) from exc
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenError("The access token expired.") from exc
+    except jwt.DecodeError as exc:  # its signature fails (InvalidSignatureError), or it is not a JWT at all
+        raise TokenError("The access token is malformed or its signature does not verify.") from exc
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:  # another algorithm, a claim missing or malformed
+        raise TokenError("The access token was not issued by this service.") from exc

@@ -57,9 +57,16 @@ def test_token_round_trip_carries_subject_and_unique_jti():
                        algorithm="HS256"),
     lambda: "not.a.token",
 ], ids=["expired", "other-secret", "alg-none", "missing-claims", "bad-subject", "malformed"])
-def test_bad_tokens_are_refused(make):
-    with pytest.raises(TokenError):
-        decode_token(make(), secret=SECRET)
+def test_bad_tokens_are_refused_with_a_reason_that_names_no_secret(make, request):
+    token = make()
+    with pytest.raises(TokenError) as refused:
+        decode_token(token, secret=SECRET)
+    reason = str(refused.value)
+    # The reason becomes RFC 6750's error_description: only an expired token is called expired,
+    # and nothing of the secret or the token is repeated.
+    assert ("expired" in reason) == (request.node.callspec.id == "expired"), reason
+    assert SECRET not in reason and all(part not in reason for part in token.split(".") if len(part) >= 8)
+    assert '"' not in reason and "\\" not in reason, "the reason must fit an HTTP quoted-string as it is"
 
 
 def test_hs512_token_with_the_right_secret_is_refused():

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from common.errors import TaskNotCancelable, TaskNotFound, Unauthorized, ValidationFailed
+from common.errors import InvalidToken, TaskNotCancelable, TaskNotFound, ValidationFailed
 from common.models import CANCELABLE_STATUSES, Task, TaskStatus
 
 from ..repositories import tasks
@@ -71,7 +71,7 @@ def _owner_must_exist() -> Iterator[None]:
         yield
     except tasks.UnknownOwner:
         # A valid signature for a user that no longer exists: the token speaks for nobody.
-        raise Unauthorized("The bearer token's user does not exist.") from None
+        raise InvalidToken("The access token's user no longer exists.") from None
 
 
 def encode_cursor(last_id: uuid.UUID) -> str:

@@ -5,7 +5,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from common.errors import InvalidCredentials, Unauthorized, UsernameTaken
+from common.errors import InvalidCredentials, InvalidToken, UsernameTaken
 from common.models import User
 from common.security import Passwords, TokenError, decode_token, issue_token
 
@@ -50,8 +50,8 @@ def login(*, database: Database, passwords: Passwords, policy: TokenPolicy, user
 
 
 def authenticate(*, token: str, policy: TokenPolicy) -> uuid.UUID:
-    """Return the user id a valid token speaks for; raise Unauthorized for any bad token."""
+    """Return the user id a valid token speaks for; raise InvalidToken, saying why, for any bad token."""
     try:
         return decode_token(token, secret=policy.secret).subject
-    except TokenError:
-        raise Unauthorized("The bearer token is missing, malformed, expired or forged.") from None
+    except TokenError as refused:
+        raise InvalidToken(str(refused)) from None

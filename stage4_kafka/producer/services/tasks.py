@@ -13,7 +13,7 @@ from typing import Any
 from loguru import logger
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from common.errors import TaskNotCancelable, TaskNotFound, Unauthorized, ValidationFailed
+from common.errors import InvalidToken, TaskNotCancelable, TaskNotFound, ValidationFailed
 from common.ids import uuid7, uuid7_time_ms
 from common.models import CANCELABLE_STATUSES, Task, TaskStatus
 from common.timeutil import utcnow
@@ -185,7 +185,7 @@ def _wait_until_landed(database: Database, *, user_id: uuid.UUID, task_id: uuid.
 def _owner_must_exist_now(database: Database, user_id: uuid.UUID) -> None:
     """Creates and cancels touch no table, so ask for the owner: a deleted user's token speaks for nobody (401)."""
     if not database.autocommit_read(lambda connection: users.exists(connection, user_id)):
-        raise Unauthorized("The bearer token's user does not exist.")
+        raise InvalidToken("The access token's user no longer exists.")
 
 
 @contextmanager
@@ -195,7 +195,7 @@ def _owner_must_exist() -> Iterator[None]:
         yield
     except tasks.UnknownOwner:
         # A valid signature for a user that no longer exists: the token speaks for nobody.
-        raise Unauthorized("The bearer token's user does not exist.") from None
+        raise InvalidToken("The access token's user no longer exists.") from None
 
 
 def encode_cursor(last_id: uuid.UUID) -> str:
