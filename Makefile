@@ -12,7 +12,7 @@ STAGE_NUMBERS := $(foreach s,$(STAGES),$(patsubst stage%,%,$(firstword $(subst _
 # The stages with a dead-letter tool (stage 4 on): make dlq names them when STAGE= is another.
 DLQ_STAGES := $(patsubst %/consumer/dlq.py,%,$(wildcard stage*_*/consumer/dlq.py))
 # stage<N> is a pattern rule, and make never applies one to a .PHONY target, so those are not listed here.
-.PHONY: help test grade start diff diffs doctor clean lock bench propagate
+.PHONY: help test grade start diff diffs doctor clean lock bench tour propagate
 
 help: ## list the targets
 	@echo "Task Dispatch Producer - a staged curriculum. Targets:"
@@ -56,6 +56,9 @@ doctor: $(READY) ## check Python, the dependencies and each backend (reachable, 
 
 bench: $(READY) ## STAGE=<n>: run the stage's benchmark script (needs wrk)
 	@$(PY) -m common.bench $(STAGE)
+
+tour: $(READY) ## STAGE=<n>: run the stage's walk-through for real and print it (WRITE=1 rewrites its design/walkthrough.md)
+	@$(PY) -m common.tour $(STAGE) $(if $(WRITE),--write)
 
 .PHONY: broker
 broker: $(READY) ## ARGS="status|down|up|rtt MS|offsets --group G": drill the embedded broker of a running stage (4 on)

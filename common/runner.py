@@ -39,9 +39,9 @@ def banner(title: str, url: str, backends: dict[str, Backend], var_dir: Path, co
 
 
 def prepare_backends(kinds: tuple[str, ...], *, var_dir: Path, stack: ExitStack, wait_seconds: float = 15.0,
-                     topics: Path | None = None) -> dict[str, Backend]:
-    """Resolve the backends, wait for each to answer, and apply the schema to the database."""
-    backends = resolve(kinds, var_dir=var_dir, stack=stack, topics=topics)
+                     topics: Path | None = None, environ: dict[str, str] | None = None) -> dict[str, Backend]:
+    """Resolve the backends (from `environ`, default os.environ), wait for each to answer, apply the schema."""
+    backends = resolve(kinds, var_dir=var_dir, stack=stack, topics=topics, environ=environ)
     for backend in backends.values():
         wait_until_reachable(backend, seconds=wait_seconds if not backend.embedded else 5.0)
     if "database" in backends:

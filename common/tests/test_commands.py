@@ -19,6 +19,7 @@ COMMANDS = {
     "diff": lambda n: ["diff", "FROM=0", f"TO={n}"],
     "bench": lambda n: ["bench", f"STAGE={n}"],
     "dlq": lambda n: ["dlq", f"STAGE={n}", "ARGS=list"],
+    "tour": lambda n: ["tour", f"STAGE={n}"],
 }
 
 
