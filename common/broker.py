@@ -5,7 +5,8 @@ cluster: it pre-creates the stage's topics (the mock cluster refuses the admin A
 writes its addresses to the state file and serves until SIGTERM. Everything lives in memory.
 
 `python -m common.broker status|down|up|rtt MS|offsets [--group G]` drives it for a failure drill;
-`offsets` also works against real Kafka (KAFKA_BOOTSTRAP_SERVERS) since it only reads.
+`offsets` also works against real Kafka (KAFKA_BOOTSTRAP_SERVERS) since it only reads, and so does
+`send TOPIC VALUE`, which publishes one message as it is (a poison message, for the DLQ drill).
 """
 from __future__ import annotations
 
@@ -231,12 +232,18 @@ def main(argv: list[str] | None = None) -> int:
     offsets = commands.add_parser("offsets", help="end offsets per topic, and a group's committed offsets")
     offsets.add_argument("--group", help="a consumer group, e.g. task-persister")
     offsets.add_argument("--topic", action="append", default=[], help="a topic (default: the holder's topics)")
+    send = commands.add_parser("send", help="publish one message as it is and wait for its ack (a drill's poison)")
+    send.add_argument("topic")
+    send.add_argument("value")
+    send.add_argument("--key")
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve(topics=read_topics(args.topics), state=args.state, brokers=args.brokers)
         return 0
     if args.command == "offsets":
         return _print_offsets(args.state, args.group, args.topic)
+    if args.command == "send":
+        return _send(args.state, args.topic, args.value, args.key)
     try:
         control = BrokerControl.from_state(args.state)
         result = {"status": control.status, "down": control.down, "up": control.up,
@@ -245,6 +252,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no embedded broker answers ({exc}); is `make stage4` running?", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def _bootstrap(state: Path) -> str | None:
+    """KAFKA_BOOTSTRAP_SERVERS, else the embedded holder's address from its state file."""
+    if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return bootstrap
+    return json.loads(state.read_text(encoding="utf-8"))["bootstrap"] if state.is_file() else None
+
+
+def _send(state: Path, topic: str, value: str, key: str | None) -> int:
+    from confluent_kafka import Producer
+
+    bootstrap = _bootstrap(state)
+    if not bootstrap:
+        print("error: no embedded broker is running; for real Kafka set KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
+        return 1
+    acks: list = []
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "log_level": 3})
+    producer.produce(topic, value=value.encode(), key=key.encode() if key else None,
+                     on_delivery=lambda error, message: acks.append(error))
+    producer.flush(10)
+    if not acks or acks[0] is not None:
+        print(f"error: not acknowledged ({acks[0] if acks else 'no answer in 10 s'})", file=sys.stderr)
+        return 1
+    print(f"acknowledged: one message on {topic}")
     return 0
 
 

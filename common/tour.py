@@ -143,6 +143,7 @@ VOLATILE = [
     (re.compile(r"Makefile:\d+"), "Makefile:<line>"),
     (re.compile(r"\d+(\.\d+)? ?(ms|s)\b"), "<duration>"),
     (re.compile(r"/tmp/tour-\w+"), "<scratch>"),
+    (re.compile(r"\[\d+\]@\d+"), "[<partition>]@<offset>"),  # where a message landed: keys of random ids
 ]
 
 

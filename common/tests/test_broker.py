@@ -88,6 +88,10 @@ def test_the_command_line_drives_the_holder_of_a_state_file(holder):
     lines = [json.loads(line) for line in cli("offsets", "--group", "test-group").stdout.splitlines()]
     assert {line["topic"] for line in lines} == {"tasks.v1", "tasks.v1.dlq"}
     assert all("committed" in line for line in lines)
+    before = sum(end_offsets(holder.url, "tasks.v1.dlq").values())
+    sent = cli("send", "tasks.v1.dlq", "not an event", "--key", "poison")
+    assert sent.returncode == 0 and sent.stdout.startswith("acknowledged"), sent.stdout + sent.stderr
+    assert sum(end_offsets(holder.url, "tasks.v1.dlq").values()) == before + 1, "send published nothing"
 
 
 def test_without_a_holder_the_command_line_says_what_to_do(tmp_path):
