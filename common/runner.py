@@ -29,6 +29,9 @@ def banner(title: str, url: str, backends: dict[str, Backend], var_dir: Path, co
         lines.append(f"  {kind:<8} {where}")
         if backend.embedded and backend.hint:
             lines.append(f"  {'':<8} {backend.hint}")
+        if kind == "broker":  # the stage's Kafka clients log through its shared/kafka_log.QuietLog
+            lines.append(f"  {'':<8} the Kafka clients' own log: one line per kind of trouble a minute; "
+                         "LOG_LEVEL=DEBUG writes every line")
     if consumer:
         lines.append(f"  consumer {consumer}")
     if any(b.embedded for b in backends.values()):

@@ -5,7 +5,9 @@ logs a FAIL line for every reconnect attempt: about a hundred lines in twelve se
 stage 4, written straight to stderr, which buried the service's own warnings. A client given
 `logger=QuietLog()` hands its lines to the `kafka` logger instead (so they reach the JSON or console
 sink like any other record); a repeat of the same facility from the same client within
-QUIET_SECONDS is counted, not written, and the next line written says how many were left out.
+QUIET_SECONDS is counted and written at DEBUG only, and the next line written at its own level says
+how many were left out. With LOG_LEVEL=DEBUG (shared/logs.py lets the `kafka` logger through at that
+level), the full client log is in the sink: every line, in order.
 """
 from __future__ import annotations
 
@@ -34,9 +36,13 @@ class QuietLog:
             last = self._last.get(key)
             if last is not None and now - last < self.quiet_seconds:
                 self._left_out[key] = self._left_out.get(key, 0) + 1
-                return
-            self._last[key] = now
-            left_out = self._left_out.pop(key, 0)
+                left_out = None
+            else:
+                self._last[key] = now
+                left_out = self._left_out.pop(key, 0)
+        if left_out is None:  # a repeat: in the full log (LOG_LEVEL=DEBUG) only
+            self.target.debug(message, *args)
+            return
         if left_out:
             message, args = f"{message} (and %d more like it in %d s)", (*args, left_out, round(now - last))
         self.target.log(level, message, *args)

@@ -69,6 +69,8 @@ def configure(settings: SharedSettings, *, name: str,
                format=CONSOLE_FORMAT if console else "{message}", colorize=console and sys.stderr.isatty(),
                backtrace=False, diagnose=False)
     logging.basicConfig(handlers=[InterceptHandler()], level=logging.WARNING, force=True)
+    # The Kafka clients' full log (shared/kafka_log.py writes repeats at DEBUG) when, and only when, asked for.
+    logging.getLogger("kafka").setLevel(logging.DEBUG if settings.log_level == "DEBUG" else logging.NOTSET)
 
 
 def _console_sink(message) -> None:

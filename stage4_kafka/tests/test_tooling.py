@@ -100,6 +100,7 @@ def test_runner_serves_the_stage_prints_the_banner_and_leaves_nothing_on_ctrl_c(
         real_kafka = bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip())
         assert broker and ("real" if real_kafka else "in memory") in broker[0], f"the banner's broker line:\n{text}"
         assert [line for line in banner if line.strip().startswith("consumer")], f"the banner names no consumer:\n{text}"
+        assert "LOG_LEVEL=DEBUG" in text, f"the banner does not say where the Kafka clients' full log goes:\n{text}"
         assert [c for c in started_here.values() if f"-m {implementation.name}.consumer" in c], \
             f"no consumer runs beside gunicorn: {sorted(started_here.values())}"
         if not real_kafka:
