@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import IO
 
 import requests
@@ -41,11 +43,34 @@ def package_pythonpath(package: StagePackage) -> str:
     return os.pathsep.join([str(package.path.parent), str(REPO_ROOT)])
 
 
+_PORTS = random.SystemRandom()  # not the global generator, which a test or a fuzzer may seed
+
+
 def free_port() -> int:
-    """Ask the kernel for a port nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nobody is bound to, below the kernel's ephemeral range.
+
+    Outgoing connections take their local ports from that range (and so does a bind to port 0), so a
+    port handed out from it can be taken by some client's connection before the caller binds it, and
+    a service then fails to start with "address in use". Below the range, only another caller of this
+    function could take it, and it must find the port unbound as well.
+    """
+    low = _ephemeral_ports_start()
+    for _ in range(200):
+        port = _PORTS.randrange(max(1024, low - 16384), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free port below {low} after 200 tries")
+
+
+def _ephemeral_ports_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):  # not Linux: IANA's dynamic range starts here
+        return 49152
 
 
 class ServiceProcess:
