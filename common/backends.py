@@ -47,6 +47,11 @@ class Backend:
         return mask_url(self.url)
 
 
+def backend_env(backends: dict[str, Backend]) -> dict[str, str]:
+    """The variables that point a service at these backends (DATABASE_URL, REDIS_URL, ...)."""
+    return {key: value for backend in backends.values() for key, value in backend.env.items()}
+
+
 def probe(backend: Backend) -> None:
     """Raise BackendUnavailable unless the backend answers right now."""
     try:

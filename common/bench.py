@@ -25,6 +25,7 @@ from pathlib import Path
 
 import requests
 
+from .backends import backend_env
 from .bench_consumer import consumer_rates
 from .runner import prepare_backends
 from .service import ConsumerProcess, ServiceProcess, free_port
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack, tempfile.TemporaryDirectory() as scratch:
         backends = prepare_backends(target.backends, var_dir=Path(scratch) / "var", stack=stack,
                                     topics=package.topics)
-        env = {k: v for b in backends.values() for k, v in b.env.items()}
+        env = backend_env(backends)
         hello = ServiceProcess(package, env=env, port=free_port(), app_spec="common.bench_hello:app")
         api = ServiceProcess(package, env=env, port=free_port())
         # From the cache on, reads are also compared with stage 1's uncached GET on the same database.

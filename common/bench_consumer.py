@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from .backends import backend_env
 from .broker import committed_offsets, end_offsets, read_topics
 from .connections import database_engine
 from .ids import uuid7
@@ -33,7 +34,7 @@ def consumer_rates(package: StagePackage, target: Stage, *, messages: int, batch
     with ExitStack() as stack, tempfile.TemporaryDirectory() as scratch:
         backends = prepare_backends(target.backends, var_dir=Path(scratch) / "var", stack=stack,
                                     topics=package.topics)
-        env = {k: v for b in backends.values() for k, v in b.env.items()}
+        env = backend_env(backends)
         bootstrap = backends["broker"].url
         topic = next(iter(read_topics(package.topics)))  # the task topic is declared first
         engine = database_engine(backends["database"].url)

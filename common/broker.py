@@ -255,17 +255,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _bootstrap(state: Path) -> str | None:
-    """KAFKA_BOOTSTRAP_SERVERS, else the embedded holder's address from its state file."""
-    if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        return bootstrap
-    return json.loads(state.read_text(encoding="utf-8"))["bootstrap"] if state.is_file() else None
+def _holder(state: Path) -> dict:
+    """The embedded holder's state document ({} when none runs)."""
+    return json.loads(state.read_text(encoding="utf-8")) if state.is_file() else {}
+
+
+def _bootstrap(holder: dict) -> str | None:
+    """KAFKA_BOOTSTRAP_SERVERS, else the embedded holder's address."""
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or holder.get("bootstrap")
 
 
 def _send(state: Path, topic: str, value: str, key: str | None) -> int:
     from confluent_kafka import Producer
 
-    bootstrap = _bootstrap(state)
+    bootstrap = _bootstrap(_holder(state))
     if not bootstrap:
         print("error: no embedded broker is running; for real Kafka set KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
         return 1
@@ -282,11 +285,8 @@ def _send(state: Path, topic: str, value: str, key: str | None) -> int:
 
 
 def _print_offsets(state: Path, group: str | None, extra_topics: list[str]) -> int:
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    topics: list[str] = list(extra_topics)
-    if state.is_file():
-        document = json.loads(state.read_text(encoding="utf-8"))
-        bootstrap, topics = bootstrap or document["bootstrap"], topics or list(document["topics"])
+    holder = _holder(state)
+    bootstrap, topics = _bootstrap(holder), list(extra_topics) or list(holder.get("topics", []))
     if not bootstrap or not topics:
         print("error: no embedded broker is running; for real Kafka set KAFKA_BOOTSTRAP_SERVERS and name "
               "the topics with --topic", file=sys.stderr)

@@ -12,8 +12,10 @@ import signal
 import sys
 from contextlib import ExitStack
 from pathlib import Path
+from typing import IO
 
-from .backends import Backend, BackendUnavailable, interpreter, relative_path, resolve, wait_until_reachable
+from .backends import (Backend, BackendUnavailable, backend_env, interpreter, relative_path, resolve,
+                       wait_until_reachable)
 from .connections import database_engine
 from .schema import apply_schema
 from .service import ConsumerProcess, PortInUse, ServiceFailed, ServiceProcess, check_port_free
@@ -56,6 +58,17 @@ def prepare_backends(kinds: tuple[str, ...], *, var_dir: Path, stack: ExitStack,
     return backends
 
 
+def serve(package: StagePackage, *, env: dict[str, str | None], stack: ExitStack, port: int,
+          host: str = "127.0.0.1", output: IO[str] | None = None) -> ServiceProcess:
+    """Start the stage as `make stageN` runs it: gunicorn, and from stage 4 on its consumer; `stack` stops both."""
+    service = ServiceProcess(package, env=env, host=host, port=port, output=output)
+    stack.callback(service.stop)
+    service.start(wait_seconds=30)
+    if package.consumer_module:  # stage 4 on: the consumer that lands accepted tasks runs beside gunicorn
+        stack.callback(ConsumerProcess(package, env=env, output=output).start().stop)
+    return service
+
+
 def run(number: int, *, impl: str | None, host: str, port: int, var_dir: Path, wait_seconds: float) -> int:
     # A learner's package (IMPL) may be a stage this repository does not have yet; the reference must exist.
     target = stage(number) if impl else built(number)
@@ -71,13 +84,8 @@ def run(number: int, *, impl: str | None, host: str, port: int, var_dir: Path, w
     with ExitStack() as stack:
         backends = prepare_backends(target.backends, var_dir=var_dir, stack=stack, wait_seconds=wait_seconds,
                                     topics=package.topics_for(target))
-        env = {key: value for backend in backends.values() for key, value in backend.env.items()}
-        service = ServiceProcess(package, env=env, host=host, port=port)
-        stack.callback(service.stop)
         try:
-            service.start(wait_seconds=30)
-            if package.consumer_module:  # stage 4 on: the consumer that lands accepted tasks runs beside gunicorn
-                stack.callback(ConsumerProcess(package, env=env).start().stop)
+            service = serve(package, env=backend_env(backends), stack=stack, host=host, port=port)
             title = f"Stage {target.number} - {target.title} [{target.title_zh}]  ({package.path.name})"
             consumer = (f"{interpreter()} -m {package.consumer_module} (one process)"
                         if package.consumer_module else None)

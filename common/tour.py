@@ -24,9 +24,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .backends import ENV_VARS, embedded_redis_binary
-from .runner import prepare_backends
-from .service import ConsumerProcess, ServiceProcess, free_port
+from .backends import ENV_VARS, backend_env, embedded_redis_binary
+from .runner import prepare_backends, serve
+from .service import free_port
 from .stages import REPO_ROOT, STAGES, Stage, StagePackage, built
 
 STEP_TIMEOUT_SECONDS = 60
@@ -77,15 +77,10 @@ def run_tour(target: Stage, *, out=sys.stdout) -> str:
         var_dir = Path(scratch) / "var"
         backends = prepare_backends(target.backends, var_dir=var_dir, stack=stack,
                                     topics=package.topics_for(target), environ=embedded)
-        env = {**{k: None for k in ENV_VARS.values()},
-               **{key: value for backend in backends.values() for key, value in backend.env.items()}, **tour.settings}
+        env = {**{k: None for k in ENV_VARS.values()}, **backend_env(backends), **tour.settings}
         log_path = Path(scratch) / "service.log"
-        log = stack.enter_context(log_path.open("w", encoding="utf-8"))
-        service = ServiceProcess(package, env=env, port=free_port(), output=log)
-        stack.callback(service.stop)
-        service.start(wait_seconds=30)
-        if package.consumer_module:
-            stack.callback(ConsumerProcess(package, env=env, output=log).start().stop)
+        service = serve(package, env=env, stack=stack, port=free_port(),
+                        output=stack.enter_context(log_path.open("w", encoding="utf-8")))
         # What a step may use besides the values kept so far: where the service answers, what it logs to.
         variables = {**embedded, **{k: v for k, v in env.items() if v is not None}, "API": service.url,
                      "SERVICE_LOG": str(log_path), "VAR_DIR": str(var_dir), "FREE_PORT": str(free_port())}
@@ -97,8 +92,8 @@ def run_tour(target: Stage, *, out=sys.stdout) -> str:
                  f"<!-- Written by `make tour STAGE={target.number} WRITE=1` from the run below: edit tour.toml. -->\n"]
         if tour.intro:
             parts.append(tour.intro + "\n")
-        changed = "".join(f", `{name}={value}`" for name, value in tour.settings.items())
-        parts.append(f"The service ran on the embedded defaults{changed and ' with ' + changed[2:]} at "
+        settings = ", ".join(f"`{name}={value}`" for name, value in tour.settings.items())
+        parts.append(f"The service ran on the embedded defaults{f' with {settings}' if settings else ''} at "
                      f"`API={service.url}`.\n")
         started = time.monotonic()
         for number, step in enumerate(tour.steps, 1):
