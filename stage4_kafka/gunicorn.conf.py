@@ -12,6 +12,9 @@ _producer = f"{Path(__file__).resolve().parent.name}.producer"
 settings = importlib.import_module(f"{_producer}.config").settings_or_exit()
 importlib.import_module(f"{_producer}.logs").configure(settings)
 logger.info("starting", **settings.safe_dump())
+# The app's code (create_app() imports it), loaded once here: every worker inherits it across the fork.
+importlib.import_module(f"{_producer}.router")
+importlib.import_module(f"{_producer}.runtime")
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Threads let one worker overlap requests that wait on the database; two processes use both cores.
