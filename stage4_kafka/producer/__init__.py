@@ -12,8 +12,8 @@ if TYPE_CHECKING:
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app: settings, then its runtime (every dependency, in one place), then routes."""
     # Imported here, as Flask's tutorial does: gunicorn's master imports `producer.config` to check the
-    # settings, and a start refused for a bad variable then never loads Flask and the layers (a third
-    # of its CPU). Once the settings pass, gunicorn.conf.py imports them for every worker to inherit.
+    # settings, and a start refused for a bad variable then never loads Flask and the layers. Once the
+    # settings pass, gunicorn.conf.py imports them for every worker to inherit.
     from flask import Flask
     from loguru import logger
 
