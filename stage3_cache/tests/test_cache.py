@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from tenacity import Retrying, stop_after_delay, wait_fixed
@@ -13,6 +14,22 @@ from .cache_contract import (LOCAL_TTL_MAX, NEGATIVE_TTL_BAND, REDIS_TTL_BAND, c
                              ttl_seconds)
 
 TASK_READS = r"^\s*SELECT\b.*\btasks\b"  # get_owned's statement; COM_PING (pool pre-ping) is not a statement
+
+
+# Checks that watch for a stale answer read every READ_PACE seconds. A stale answer comes from an entry a
+# process still holds, served for as long as that entry lives (until it is evicted or expires), so a read
+# every 20 ms sees it as surely as reads flat out; reading flat out only took the cores from the service
+# under test.
+READ_PACE = 0.02
+
+
+def paced(until: float, every: float = READ_PACE) -> Iterator[float]:
+    """The monotonic time, every `every` seconds until `until`: a steady rate of reads, not a wait."""
+    tick = time.monotonic()
+    while (now := time.monotonic()) < until:
+        yield now
+        tick += every
+        time.sleep(max(0.0, tick - time.monotonic()))
 
 
 def read(api, account, task_id: str):

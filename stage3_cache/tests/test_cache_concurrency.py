@@ -11,7 +11,7 @@ import pytest
 from tenacity import Retrying, stop_after_delay, wait_fixed
 
 from .cache_contract import DELAYED_DELETE, INVALIDATION_DELIVERY, STALENESS_WINDOW
-from .test_cache import TASK_READS
+from .test_cache import READ_PACE, TASK_READS, paced
 
 
 @pytest.mark.check("S3-AC2")
@@ -56,6 +56,7 @@ def test_no_worker_serves_a_canceled_task_as_pending_past_the_window(api, servic
             answer = client.get(path, headers=headers)
             status = answer.json()["status"] if answer.status_code == 200 else f"HTTP {answer.status_code}"
             reads.append((sent_at, status, answer.headers.get("X-Cache")))
+            stop.wait(READ_PACE)
         client.close()
 
     readers = [threading.Thread(target=keep_reading, args=(n % 2 == 0,)) for n in range(4)]
@@ -95,7 +96,7 @@ def warm_every_worker(service, path: str, headers: dict) -> None:
 def late_reads(service, path: str, headers: dict, *, since: float, window: float) -> list[tuple[float, str]]:
     """Read through fresh connections for a second past `since + window`; return the reads past it not CANCELED."""
     late = []
-    while (now := time.monotonic()) < since + window + 1:
+    for now in paced(since + window + 1):
         with service.client() as fresh:
             status = fresh.get(path, headers=headers).json()["status"]
         if now > since + window and status != "CANCELED":
@@ -116,7 +117,7 @@ def test_a_cancel_evicts_the_task_from_the_local_level_of_every_worker_even_afte
             assert client.post(f"{path}/cancel", headers=headers).status_code == 200
             # An outage outlasting the delayed delete: every invalidation message of this cancel is lost.
             until = time.monotonic() + (DELAYED_DELETE + 1 if outage else 0)
-            while time.monotonic() < until:
+            for _ in paced(until):
                 assert client.get(path, headers=headers).status_code == 200
         since = time.monotonic()  # the cancel returned, or Redis came back
         late = late_reads(service, path, headers, since=since, window=INVALIDATION_DELIVERY)

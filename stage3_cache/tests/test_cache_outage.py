@@ -11,6 +11,7 @@ from tenacity import Retrying, stop_after_delay, wait_fixed
 from common.testing.contract import assert_contract
 
 from .cache_contract import HANG_BOUND, STALENESS_WINDOW, cached_task, task_key
+from .test_cache import READ_PACE, paced
 
 
 def cache_check(api) -> tuple[int, str, str]:
@@ -51,6 +52,7 @@ class Traffic:
                 except Exception as exc:  # noqa: BLE001 - a dropped connection is a failed request too
                     self.failures.append(repr(exc))
                 self.done += 1
+                self._stop.wait(READ_PACE)
 
     def _expect(self, answer, status: int, task_status: str) -> None:
         if answer.status_code != status or answer.json().get("status") != task_status:
@@ -98,7 +100,7 @@ def test_redis_stopped_mid_run_costs_no_failed_request_and_the_cache_fills_again
             api.get(f"/api/v1/tasks/{fresh['id']}", headers=alice.headers)
             assert cached_task(cache.client.get(task_key(alice.id, fresh["id"]))) == fresh, "the cache did not fill"
     late = []
-    while (now := time.monotonic()) < restored_at + STALENESS_WINDOW + 1:
+    for now in paced(restored_at + STALENESS_WINDOW + 1):
         with service.client() as client:
             status = client.get(path, headers=alice.headers).json()["status"]
         if now > restored_at + STALENESS_WINDOW and status != "CANCELED":

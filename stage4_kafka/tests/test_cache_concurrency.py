@@ -11,7 +11,7 @@ import pytest
 from tenacity import Retrying, stop_after_delay, wait_fixed
 
 from .cache_contract import INVALIDATION_DELIVERY, STALENESS_WINDOW
-from .test_cache import TASK_READS, uncached_tasks
+from .test_cache import READ_PACE, TASK_READS, paced, uncached_tasks
 
 
 @pytest.mark.check("S3-AC2")
@@ -57,6 +57,7 @@ def test_no_worker_serves_a_canceled_task_as_pending_past_the_window(api, servic
             answer = client.get(path, headers=headers)
             status = answer.json()["status"] if answer.status_code == 200 else f"HTTP {answer.status_code}"
             reads.append((sent_at, status, answer.headers.get("X-Cache")))
+            stop.wait(READ_PACE)
         client.close()
 
     readers = [threading.Thread(target=keep_reading, args=(n % 2 == 0,)) for n in range(4)]
@@ -100,7 +101,7 @@ def late_reads(service, path: str, headers: dict, *, since: float,
     """Read through fresh connections for a second past `since + window`; return the reads past it not CANCELED
     as (seconds after `since`, status, X-Cache)."""
     late = []
-    while (now := time.monotonic()) < since + window + 1:
+    for now in paced(since + window + 1):
         with service.client() as fresh:
             answer = fresh.get(path, headers=headers)
         status = answer.json()["status"]
@@ -122,7 +123,7 @@ def test_a_cancel_evicts_the_task_from_the_local_level_of_every_worker_even_afte
             assert client.post(f"{path}/cancel", headers=headers).status_code == 202
             # An outage of 1.5 s, several retries of the cancel's cache write: its invalidation message is lost.
             until = time.monotonic() + (1.5 if outage else 0)
-            while time.monotonic() < until:
+            for _ in paced(until):
                 assert client.get(path, headers=headers).status_code == 200
         since = time.monotonic()  # the cancel returned, or Redis came back
         late = late_reads(service, path, headers, since=since, window=INVALIDATION_DELIVERY)

@@ -13,7 +13,7 @@ from common.testing.contract import assert_contract
 
 from .cache_contract import HANG_BOUND, STALENESS_WINDOW, cached_task, evict, task_key
 from .kafka_checks import accept
-from .test_cache import uncached_tasks
+from .test_cache import READ_PACE, paced, uncached_tasks
 
 
 def cache_check(api) -> tuple[int, str, str]:
@@ -54,6 +54,7 @@ class Traffic:
                 except Exception as exc:  # noqa: BLE001 - a dropped connection is a failed request too
                     self.failures.append(repr(exc))
                 self.done += 1
+                self._stop.wait(READ_PACE)
 
     def _expect(self, answer, status: int, task_status: str) -> None:
         if answer.status_code != status or answer.json().get("status") != task_status:
@@ -102,7 +103,7 @@ def test_redis_stopped_mid_run_costs_no_failed_request_and_the_cache_fills_again
             api.get(f"/api/v1/tasks/{fresh['id']}", headers=alice.headers)
             assert cached_task(cache.client.get(task_key(alice.id, fresh["id"]))) == fresh, "the cache did not fill"
     late = []
-    while (now := time.monotonic()) < restored_at + STALENESS_WINDOW + 1:
+    for now in paced(restored_at + STALENESS_WINDOW + 1):
         with service.client() as client:
             status = client.get(path, headers=alice.headers).json()["status"]
         if now > restored_at + STALENESS_WINDOW and status != "CANCELED":
@@ -147,7 +148,7 @@ def test_a_cancel_accepted_while_redis_was_away_is_what_its_worker_reads_after_r
                 assert answer.status_code == 202 and answer.json()["status"] == "CANCELED", answer.text
         # Redis is back with the PENDING entries; the worker resubscribes and rewrites them, in either order.
         until = time.monotonic() + 2
-        while time.monotonic() < until:
+        for _ in paced(until):
             for task in tasks:
                 answer = client.get(f"/api/v1/tasks/{task['id']}", headers=alice.headers)
                 assert answer.json()["status"] == "CANCELED", (
