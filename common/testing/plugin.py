@@ -15,6 +15,7 @@ from ..service import stop_process_groups
 from ..stages import NotAStagePackage, Stage, StagePackage, stage_of_path
 from .checklist import ChecklistError, check_ids, effective_checklist, readme_checklist
 from .harness import ApiClient, Broker, Cache, Database, Harness, RunningService
+from .scheduling import StageAffinityScheduling, remember_seconds
 from .scorecard import Scorecard
 
 _harness_key = pytest.StashKey[Harness]()
@@ -50,6 +51,14 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"IMPL={exc}") from None
     if not hasattr(config, "workerinput"):  # an xdist worker sends its reports to the controller
         config.pluginmanager.register(GradingReporter(config), "curriculum-grading")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadfile` (make test) keeps a worker to the stages it already runs; see scheduling.py."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    return StageAffinityScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -100,11 +109,14 @@ class GradingReporter:
         self.config = config
         self.scorecard = Scorecard()
         self.stage_seconds: Counter[str] = Counter()
+        self.file_seconds: Counter[str] = Counter()  # the next run hands out the longest files first
         self.started = time.monotonic()
         self.expected: set[int] = set()  # stages whose checklist rows the scorecard already holds
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        stage = stage_of_path(Path(self.config.rootpath) / report.nodeid.split("::", 1)[0])
+        path = report.nodeid.split("::", 1)[0]
+        self.file_seconds[path] += report.duration
+        stage = stage_of_path(Path(self.config.rootpath) / path)
         if stage is None:
             return
         self.stage_seconds[stage.folder] += report.duration
@@ -117,6 +129,7 @@ class GradingReporter:
         self.scorecard.record(stage, list(dict(report.user_properties).get(_CHECK_IDS, [])), report)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        remember_seconds(self.config, self.file_seconds)
         if self.config.getoption("--scorecard") and exitstatus == 0 and self.scorecard.failed:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a MISSING item fails grading too
 
