@@ -25,7 +25,8 @@ from ..backends import ENV_VARS, Backend, BackendUnavailable, EmbeddedBroker
 from ..connections import database_engine
 from ..broker import BrokerControl, committed_offsets, end_offsets
 from ..runner import prepare_backends
-from ..service import ConsumerProcess, ServiceProcess, free_port, package_pythonpath, stop_process_groups
+from ..service import (ConsumerProcess, ServiceFailed, ServiceProcess, free_port, package_pythonpath,
+                       stop_process_groups)
 from ..stages import Stage, StagePackage
 from .chaos import MysqlQueryLog, TcpProxy
 
@@ -396,6 +397,10 @@ class Harness:
             process.start(wait_seconds=30 if wait else 0)
             if wait and package.consumer_module:  # as `make stageN` does: the consumer runs beside gunicorn
                 service.start_consumer()
+        except ServiceFailed as exc:
+            service.stop()
+            raise ServiceFailed(f"{exc}; the end of its log ({log_file}):\n{_tail(log_file)}",
+                                returncode=exc.returncode) from None
         except Exception:
             service.stop()
             raise
@@ -412,3 +417,9 @@ class Harness:
 
     def describe(self) -> dict[str, Any]:
         return {kind: (b.description if b.embedded else f"real {b.safe_url}") for kind, b in self._backends.items()}
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a log: why a service stopped is at its end."""
+    text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
