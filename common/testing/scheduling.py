@@ -27,8 +27,7 @@ class StageAffinityScheduling(LoadScopeScheduling):
     def __init__(self, config: pytest.Config, log=None) -> None:
         super().__init__(config, log)
         self._root = Path(config.rootpath)
-        cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
-        self._seconds: dict[str, float] = cache.get(SECONDS_PER_FILE, {}) if cache else {}
+        self._seconds = _remembered(config)
         self._stages: dict[WorkerController, set[int]] = {}
 
     def _assign_work_unit(self, node: WorkerController) -> None:
@@ -57,6 +56,11 @@ class StageAffinityScheduling(LoadScopeScheduling):
 
 def remember_seconds(config: pytest.Config, seconds: dict[str, float]) -> None:
     """Keep this run's time per file for the next run's order (files this run did not touch keep theirs)."""
-    cache = getattr(config, "cache", None)
-    if cache and seconds:
-        cache.set(SECONDS_PER_FILE, {**cache.get(SECONDS_PER_FILE, {}), **{k: round(v, 2) for k, v in seconds.items()}})
+    if (cache := getattr(config, "cache", None)) and seconds:
+        cache.set(SECONDS_PER_FILE, {**_remembered(config), **{path: round(s, 2) for path, s in seconds.items()}})
+
+
+def _remembered(config: pytest.Config) -> dict[str, float]:
+    """The times the cache holds; nothing under -p no:cacheprovider, or if the entry is not a mapping."""
+    stored = config.cache.get(SECONDS_PER_FILE, {}) if getattr(config, "cache", None) else {}
+    return stored if isinstance(stored, dict) else {}
