@@ -1,6 +1,7 @@
 """Start a stage's producer under gunicorn and wait until it answers /healthz."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -9,7 +10,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from collections.abc import Callable
+from typing import IO, Protocol
 
 import requests
 
@@ -73,18 +75,44 @@ def _ephemeral_ports_start() -> int:
         return 49152
 
 
+def popen(command: list[str], *, env: dict[str, str], cwd: Path, output: IO[str] | None) -> subprocess.Popen[str]:
+    """Start `command` in a session of its own (so its whole process group can be stopped), output to `output`."""
+    return subprocess.Popen(command, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT if output else None,
+                            text=True, start_new_session=True)
+
+
+class Process(Protocol):
+    """What is used of a started process: a `subprocess.Popen`, or a child of the harness's fork server."""
+
+    pid: int
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+
+# How a process is started: `popen`, or the test harness's fork server (common/testing/forks.py).
+Spawn = Callable[..., Process]
+
+
 class ServiceProcess:
     """One gunicorn master (in its own process group) serving one stage package."""
 
     def __init__(self, package: StagePackage, *, env: dict[str, str | None], host: str = "127.0.0.1",
-                 port: int, output: IO[str] | None = None, app_spec: str | None = None) -> None:
-        self.package, self.host, self.port = package, host, port
+                 port: int, output: IO[str] | None = None, app_spec: str | None = None,
+                 spawn: Spawn = popen) -> None:
+        self.package, self.host, self.port, self.spawn = package, host, port, spawn
         self.app_spec = app_spec or package.app_spec
         merged = {**os.environ, **env, "HOST": host, "PORT": str(port),
                   "PYTHONPATH": package_pythonpath(package)}
         self.env = {key: value for key, value in merged.items() if value is not None}  # None unsets
         self.output = output
-        self.process: subprocess.Popen[str] | None = None
+        self.process: Process | None = None
 
     @property
     def url(self) -> str:
@@ -95,10 +123,7 @@ class ServiceProcess:
         # learner's workspace/stage1_mvp would be shadowed by the reference stage1_mvp at the root.
         command = [sys.executable, "-m", "gunicorn", "--config", str(self.package.gunicorn_config),
                    self.app_spec]
-        self.process = subprocess.Popen(
-            command, env=self.env, cwd=self.package.path.parent, stdout=self.output, stderr=subprocess.STDOUT
-            if self.output else None, text=True, start_new_session=True,
-        )
+        self.process = self.spawn(command, env=self.env, cwd=self.package.path.parent, output=self.output)
         if wait_seconds:
             self.wait_healthy(wait_seconds)
         return self
@@ -129,36 +154,36 @@ class ServiceProcess:
 class ConsumerProcess:
     """`python -m <stage>.consumer`: the stage's consumer, beside gunicorn, in its own process group."""
 
-    def __init__(self, package: StagePackage, *, env: dict[str, str | None], output: IO[str] | None = None) -> None:
+    def __init__(self, package: StagePackage, *, env: dict[str, str | None], output: IO[str] | None = None,
+                 spawn: Spawn = popen) -> None:
         assert package.consumer_module, f"{package.name} has no consumer"
-        self.package, self.output = package, output
+        self.package, self.output, self.spawn = package, output, spawn
         merged = {**os.environ, **env, "PYTHONPATH": package_pythonpath(package)}
         self.env = {key: value for key, value in merged.items() if value is not None}
-        self.process: subprocess.Popen[str] | None = None
+        self.process: Process | None = None
 
     def start(self) -> "ConsumerProcess":
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", str(self.package.consumer_module)], env=self.env, cwd=self.package.path.parent,
-            stdout=self.output, stderr=subprocess.STDOUT if self.output else None, text=True, start_new_session=True,
-        )
+        self.process = self.spawn([sys.executable, "-m", str(self.package.consumer_module)], env=self.env,
+                                  cwd=self.package.path.parent, output=self.output)
         return self
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: no batch finished, no offset committed on the way out."""
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it stopped on its own meanwhile
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
     def stop(self, *, grace: float = 10.0) -> int | None:
         return stop_process_group(self.process, grace=grace)
 
 
-def stop_process_group(process: subprocess.Popen[str] | None, *, grace: float = 10.0) -> int | None:
+def stop_process_group(process: Process | None, *, grace: float = 10.0) -> int | None:
     """SIGTERM the leader (gunicorn stops its workers gracefully), then SIGKILL the group if needed."""
     return stop_process_groups([process], grace=grace)[0]
 
 
-def stop_process_groups(processes: list[subprocess.Popen[str] | None], *, grace: float = 10.0) -> list[int | None]:
+def stop_process_groups(processes: list[Process | None], *, grace: float = 10.0) -> list[int | None]:
     """stop_process_group for several at once: all are signalled before any is waited for, so their
     graceful stops overlap instead of adding up."""
     running = [process for process in processes if process is not None]

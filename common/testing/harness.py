@@ -25,9 +25,10 @@ from ..backends import ENV_VARS, Backend, BackendUnavailable, EmbeddedBroker
 from ..connections import database_engine
 from ..broker import BrokerControl, committed_offsets, end_offsets
 from ..runner import prepare_backends
-from ..service import (ConsumerProcess, ServiceFailed, ServiceProcess, free_port, package_pythonpath,
-                       stop_process_groups)
+from ..service import (ConsumerProcess, Process, ServiceFailed, ServiceProcess, Spawn, free_port, package_pythonpath,
+                       popen, stop_process_groups)
 from ..stages import Stage, StagePackage
+from . import forks
 from .chaos import MysqlQueryLog, TcpProxy
 
 
@@ -238,12 +239,13 @@ class RunningService:
     broker: Broker | None = None
     consumer: ConsumerProcess | None = None
     consumer_log: Path | None = None
+    spawn: Spawn = popen
 
     def start_consumer(self) -> ConsumerProcess:
         """Start (or restart) this service's consumer with the service's settings."""
         assert self.package is not None and self.package.consumer_module, "this service has no consumer"
         output = (self.consumer_log or Path("/dev/null")).open("a", encoding="utf-8")
-        self.consumer = ConsumerProcess(self.package, env=dict(self.env), output=output).start()
+        self.consumer = ConsumerProcess(self.package, env=dict(self.env), output=output, spawn=self.spawn).start()
         output.close()  # the child holds its own descriptor
         return self.consumer
 
@@ -277,7 +279,7 @@ class RunningService:
         return self.consumer_log.read_text(encoding="utf-8", errors="replace") if self.consumer_log else ""
 
     @property
-    def processes(self) -> list[subprocess.Popen[str]]:
+    def processes(self) -> list[Process]:
         """The process groups this service runs: gunicorn's, and the consumer's where it has one."""
         return [p.process for p in (self.process, self.consumer) if p is not None and p.process is not None]
 
@@ -301,6 +303,7 @@ class Harness:
         self._cache: Cache | None = None
         self._shared: dict[int, RunningService] = {}
         self._unavailable: BackendUnavailable | None = None
+        self.spawn: Spawn = forks.ForkServer().spawn if forks.enabled() else popen
 
     def close(self) -> None:
         stop_process_groups([p for service in self._shared.values() for p in service.processes])
@@ -389,10 +392,10 @@ class Harness:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         output = log_file.open("w", encoding="utf-8")
         self._stack.callback(output.close)
-        process = ServiceProcess(package, env=full_env, port=port, output=output)
+        process = ServiceProcess(package, env=full_env, port=port, output=output, spawn=self.spawn)
         service = RunningService(process.url, stage, package, process, log_file,
                                  {k: v for k, v in full_env.items() if v is not None}, broker,
-                                 consumer_log=log_file.with_suffix(".consumer.log"))
+                                 consumer_log=log_file.with_suffix(".consumer.log"), spawn=self.spawn)
         try:
             process.start(wait_seconds=30 if wait else 0)
             if wait and package.consumer_module:  # as `make stageN` does: the consumer runs beside gunicorn
