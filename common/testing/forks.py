@@ -72,8 +72,10 @@ class ForkServer:
         _, flag, module, *args = command
         assert flag == "-m", f"only `python -m module` commands can be forked: {command}"
         log = output.name if output is not None else None
+        # Daemonic: a service some check failed to stop gets SIGTERM when the test worker exits, instead
+        # of multiprocessing waiting for it there.
         process = self._context.Process(target=_run_module, args=(module, args, env, str(cwd), log),
-                                        name=module)
+                                        name=module, daemon=True)
         process.start()
         # Popen(start_new_session=True) returns once the child leads its own group; so must this, or a
         # caller that stops the group at once (a drill's SIGKILL) would find no such group yet.
