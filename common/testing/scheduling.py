@@ -29,6 +29,7 @@ class StageAffinityScheduling(LoadScopeScheduling):
         self._root = Path(config.rootpath)
         self._seconds = _remembered(config)
         self._stages: dict[WorkerController, set[int]] = {}
+        self._stage_of: dict[str, int | None] = {}  # each file's stage, looked up once (it resolves the path)
 
     def _assign_work_unit(self, node: WorkerController) -> None:
         served = self._stages.setdefault(node, set())
@@ -50,8 +51,10 @@ class StageAffinityScheduling(LoadScopeScheduling):
         node.send_runtest_some([collection.index(nodeid) for nodeid, done in work_unit.items() if not done])
 
     def _stage(self, scope: str) -> int | None:
-        stage = stage_of_path(self._root / scope)
-        return stage.number if stage else None
+        if scope not in self._stage_of:
+            stage = stage_of_path(self._root / scope)
+            self._stage_of[scope] = stage.number if stage else None
+        return self._stage_of[scope]
 
 
 def remember_seconds(config: pytest.Config, seconds: dict[str, float]) -> None:
