@@ -1,4 +1,4 @@
-"""`python -m stage4_kafka.consumer`: run the consumer until SIGTERM or SIGINT."""
+"""`python -m <stage>.consumer`: run the consumer until SIGTERM or SIGINT."""
 import sys
 
 from .loop import main

@@ -1,4 +1,4 @@
-"""The DLQ tool: `python -m stage4_kafka.consumer.dlq list | show OFFSET | replay OFFSET | discard OFFSET`.
+"""The DLQ tool: `python -m <stage>.consumer.dlq list | show OFFSET | replay OFFSET | discard OFFSET`.
 
 A letter is named by its offset in the DLQ topic (one partition, topics.toml, so an offset is unique).
 "Handled" is recorded in the DLQ topic itself, not in the database (the shared schema stays as it is):
@@ -32,7 +32,7 @@ from ..shared.settings import SharedSettings
 from . import dead_letters
 from .dead_letters import ACTION, ATTEMPTS, ERROR, HANDLED, OFFSET, PARTITION, REPLAYED_FROM, TOPIC
 
-BROKER_STATE = Path("var") / "broker.json"  # where `make stage4` leaves the embedded broker's address
+BROKER_STATE = Path("var") / "broker.json"  # where `make stage<N>` leaves the embedded broker's address
 HANDLED_AT = "dlq-handled-at"
 TIMEOUT = 10.0
 
@@ -141,7 +141,7 @@ def command_replay(bootstrap: str, settings: ToolSettings, letter: Letter) -> in
 
 
 def parser() -> argparse.ArgumentParser:
-    tool = argparse.ArgumentParser(prog="python -m stage4_kafka.consumer.dlq", description=__doc__.splitlines()[0])
+    tool = argparse.ArgumentParser(prog=f"python -m {__package__}.dlq", description=__doc__.splitlines()[0])
     tool.add_argument("--bootstrap", help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS)")
     commands = tool.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="the letters not yet replayed or discarded")
@@ -155,7 +155,7 @@ def parser() -> argparse.ArgumentParser:
 def bootstrap_of(given: str | None, settings: ToolSettings) -> str | None:
     if given or settings.kafka_bootstrap_servers:
         return given or settings.kafka_bootstrap_servers
-    if BROKER_STATE.is_file():  # `make stage4` with the embedded broker
+    if BROKER_STATE.is_file():  # `make stage<N>` with the embedded broker
         return json.loads(BROKER_STATE.read_text(encoding="utf-8"))["bootstrap"]
     return None
 
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = ToolSettings(_env_file=os.environ.get("ENV_FILE", ".env") or None)  # type: ignore[call-arg]
     bootstrap = bootstrap_of(args.bootstrap, settings)
     if not bootstrap:
-        print("error: no broker: set KAFKA_BOOTSTRAP_SERVERS, pass --bootstrap, or start `make stage4`",
+        print("error: no broker: set KAFKA_BOOTSTRAP_SERVERS, pass --bootstrap, or start the stage (`make stage<N>`)",
               file=sys.stderr)
         return 1
     try:

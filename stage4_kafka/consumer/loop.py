@@ -105,7 +105,7 @@ def run(settings: ConsumerSettings, stopping: threading.Event) -> None:
 
 
 def main() -> int:
-    """`python -m stage4_kafka.consumer`: settings, logging, signals, then the loop."""
+    """`python -m <stage>.consumer`: settings, logging, signals, then the loop."""
     settings = settings_or_exit()
     logs.configure(settings, name="consumer")
     stopping = threading.Event()
