@@ -77,7 +77,9 @@ def run_tour(target: Stage, *, out=sys.stdout) -> str:
         var_dir = Path(scratch) / "var"
         backends = prepare_backends(target.backends, var_dir=var_dir, stack=stack,
                                     topics=package.topics_for(target), environ=embedded)
-        env = {**{k: None for k in ENV_VARS.values()}, **backend_env(backends), **tour.settings}
+        env = {**{k: None for k in ENV_VARS.values()}, **backend_env(backends), **tour.settings,
+               # Stage 5 on: spans in the scratch folder, and the consumer's metrics on a port nobody else holds.
+               "TRACE_FILE": str(var_dir / "traces" / "spans.jsonl"), "CONSUMER_METRICS_PORT": str(free_port())}
         log_path = Path(scratch) / "service.log"
         service = serve(package, env=env, stack=stack, port=free_port(),
                         output=stack.enter_context(log_path.open("w", encoding="utf-8")))

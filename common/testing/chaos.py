@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 # Per connection: a fresh function that is handed every chunk the client sends to the server.
@@ -14,7 +15,8 @@ class TcpProxy:
     """A loopback TCP proxy in front of a real server.
 
     `cut()` is the server vanishing from the network; `hang()` is a server that accepts connections
-    and reads requests but never answers (nothing is forwarded either way until `restore()`).
+    and reads requests but never answers (nothing is forwarded either way until `restore()`); `slow(ms)`
+    is a server that answers every request `ms` late.
     """
 
     def __init__(self, upstream_host: str, upstream_port: int, *, observe: StreamObserver | None = None) -> None:
@@ -27,6 +29,7 @@ class TcpProxy:
         self._cut = threading.Event()
         self._flowing = threading.Event()
         self._flowing.set()
+        self._delay = 0.0  # seconds each chunk a client sends waits before it is forwarded
         threading.Thread(target=self._accept_loop, name="tcp-proxy", daemon=True).start()
 
     def cut(self) -> None:
@@ -41,8 +44,13 @@ class TcpProxy:
         """Keep connections open and accept new ones, but forward nothing until restore()."""
         self._flowing.clear()
 
+    def slow(self, ms: int) -> None:
+        """Forward every chunk a client sends `ms` late (its answer comes that much later), until restore()."""
+        self._delay = ms / 1000
+
     def restore(self) -> None:
         self._cut.clear()
+        self._delay = 0.0
         self._flowing.set()
 
     @contextlib.contextmanager
@@ -58,6 +66,15 @@ class TcpProxy:
     def hung(self) -> Iterator[None]:
         """hang() for the duration of the block, then restore()."""
         self.hang()
+        try:
+            yield
+        finally:
+            self.restore()
+
+    @contextlib.contextmanager
+    def slowed(self, ms: int) -> Iterator[None]:
+        """slow(ms) for the duration of the block, then restore()."""
+        self.slow(ms)
         try:
             yield
         finally:
@@ -86,13 +103,16 @@ class TcpProxy:
             with self._lock:
                 self._open.update((client, server))
             observer = self._observe() if self._observe else None
-            threading.Thread(target=self._pipe, args=(client, server, observer), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, server, observer, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, None, False), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, observer: Callable[[bytes], None] | None) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, observer: Callable[[bytes], None] | None,
+              to_server: bool) -> None:
         try:
             while chunk := src.recv(65536):
                 self._flowing.wait()  # a hang holds the bytes here: late, never lost or reordered
+                if to_server and self._delay:  # requests only: one delay per round trip, not two
+                    time.sleep(self._delay)
                 if observer:
                     observer(chunk)
                 dst.sendall(chunk)

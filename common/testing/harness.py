@@ -79,6 +79,15 @@ class Database:
             yield
 
     @contextlib.contextmanager
+    def slow(self, ms: int) -> Iterator[None]:
+        """Make every statement the services send answer `ms` late, then bring the pace back (MySQL/MariaDB only)."""
+        if not self.proxy:
+            pytest.skip("not gradable on embedded SQLite: a file database has no connection to slow down; graded "
+                        "where DATABASE_URL is MySQL/MariaDB (as in CI)")
+        with self.proxy.slowed(ms):
+            yield
+
+    @contextlib.contextmanager
     def queries(self) -> Iterator["Statements"]:
         """Record the SQL statements the services send while the block runs, read off the wire."""
         if not self.query_log:
@@ -387,8 +396,11 @@ class Harness:
             # Not waited for: a start that should stop at its settings check. A mock cluster would cost
             # more than that start; a service that starts anyway answers /healthz without a broker.
             broker_env = {ENV_VARS["broker"]: f"127.0.0.1:{free_port()}"}
-        full_env = {**self.service_env(stage), **broker_env, **(env or {})}
         log_file = self.work_dir / "logs" / f"{name or package.name}-{port}.log"
+        # Stage 5 on: every trace kept, in a span file of the service's own; the consumer's metrics on a free port.
+        telemetry = {"TRACE_SAMPLE_RATE": "1.0", "TRACE_FILE": str(log_file.with_suffix(".spans.jsonl")),
+                     "CONSUMER_METRICS_PORT": str(free_port())}
+        full_env = {**self.service_env(stage), **telemetry, **broker_env, **(env or {})}
         log_file.parent.mkdir(parents=True, exist_ok=True)
         output = log_file.open("w", encoding="utf-8")
         self._stack.callback(output.close)
