@@ -11,6 +11,8 @@ STAGE_NUMBERS := $(foreach s,$(STAGES),$(patsubst stage%,%,$(firstword $(subst _
 .DEFAULT_GOAL := help
 # The stages with a dead-letter tool (stage 4 on): make dlq names them when STAGE= is another.
 DLQ_STAGES := $(patsubst %/consumer/dlq.py,%,$(wildcard stage*_*/consumer/dlq.py))
+# The stages that write spans to a file (stage 5 on): make trace reads the span file of one of them.
+TRACE_STAGES := $(patsubst %/shared/spans.py,%,$(wildcard stage*_*/shared/spans.py))
 # stage<N> is a pattern rule, and make never applies one to a .PHONY target, so those are not listed here.
 .PHONY: help test grade start diff diffs doctor clean lock bench tour propagate
 
@@ -68,6 +70,17 @@ broker: $(READY) ## ARGS="status|down|up|rtt MS|offsets --group G": drill the em
 .PHONY: dlq
 dlq: $(READY) ## STAGE=<n> ARGS="list|show N|replay N|discard N": inspect, replay or discard the stage's dead letters
 	@$(PY) -m $(or $(filter stage$(STAGE)_%,$(DLQ_STAGES)),$(error $(if $(STAGE),stage $(STAGE) has no dead-letter tool,give STAGE=<n>); stages with one here: $(foreach s,$(DLQ_STAGES),$(patsubst stage%,%,$(firstword $(subst _, ,$(s))))))).consumer.dlq $(ARGS)
+
+.PHONY: trace
+trace: $(READY) ## STAGE=<n> ID=<trace id or X-Request-ID>: print one trace from the span file as a tree (5 on)
+	@$(PY) -m $(or $(filter stage$(STAGE)_%,$(TRACE_STAGES)),$(error $(if $(STAGE),stage $(STAGE) writes no span file,give STAGE=<n>); stages with one here: $(foreach s,$(TRACE_STAGES),$(patsubst stage%,%,$(firstword $(subst _, ,$(s))))))).shared.spans $(ID)
+
+.PHONY: panels drill
+panels: $(READY) ## STAGE=<n> [PROMETHEUS=<url>] [MINUTES=15]: draw the stage's dashboard from Prometheus as PNGs (5 on)
+	@$(PY) -m common.panels $(STAGE) $(if $(PROMETHEUS),--prometheus $(PROMETHEUS)) $(if $(MINUTES),--minutes $(MINUTES))
+
+drill: $(READY) ## STAGE=<n> SCENARIO=db-slow|broker-down|broker-slow|penetration: a fault under load, drawn (5 on)
+	@$(PY) -m common.drill $(STAGE) $(SCENARIO)
 
 lock: ## re-resolve the pinned dependency set into requirements.lock
 	@rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -31,6 +31,9 @@ from .runner import prepare_backends
 from .service import ConsumerProcess, ServiceProcess, free_port
 from .stages import REPO_ROOT, StagePackage, built, stage
 
+# From stage 5 on, the instrumented stage runs twice: at the default share of traces kept outside dev
+# (shared/settings.py DEFAULT_TRACE_SAMPLE_RATE), and keeping every trace.
+DEFAULT_SAMPLING, FULL_SAMPLING = "0.05", "1.0"
 POST_SCRIPT = """wrk.method = "POST"
 wrk.body = '{"type": "bench.job", "payload": {"user": 42, "items": [1, 2, 3], "note": "benchmark"}}'
 wrk.headers["Content-Type"] = "application/json"
@@ -84,17 +87,26 @@ def main(argv: list[str] | None = None) -> int:
         backends = prepare_backends(target.backends, var_dir=Path(scratch) / "var", stack=stack,
                                     topics=package.topics)
         env = backend_env(backends)
+        traced = target.number >= 5
+        if traced:  # spans to a scratch file, never into var/
+            env = {**env, "TRACE_SAMPLE_RATE": DEFAULT_SAMPLING, "TRACE_FILE": str(Path(scratch) / "spans.jsonl")}
         hello = ServiceProcess(package, env=env, port=free_port(), app_spec="common.bench_hello:app")
         api = ServiceProcess(package, env=env, port=free_port())
+        # From stage 5 on: the same code keeping every trace, and the stage before, without the instruments.
+        full = ServiceProcess(package, env={**env, "TRACE_SAMPLE_RATE": FULL_SAMPLING}, port=free_port()) \
+            if traced else None
+        previous = ServiceProcess(StagePackage.load(stage(target.number - 1).path), env=env, port=free_port()) \
+            if traced else None
         # From the cache on, reads are also compared with stage 1's uncached GET on the same database.
         uncached = ServiceProcess(StagePackage.load(stage(1).path), env=env, port=free_port()) \
             if target.number >= 3 else None
-        for process in (hello, api, uncached):
+        for process in (hello, api, uncached, full, previous):
             if process:
                 stack.callback(process.stop)
                 process.start()
         if package.consumer_module:  # the system as `make stageN` runs it: the consumer drains beside the API
-            stack.callback(ConsumerProcess(package, env=env).start().stop)
+            stack.callback(ConsumerProcess(package, env={**env, "CONSUMER_METRICS_PORT": str(free_port())})
+                           .start().stop)
         token, task_id = _seed(api.url)
         script = Path(scratch) / "post.lua"
         script.write_text(POST_SCRIPT % token)
@@ -112,6 +124,15 @@ def main(argv: list[str] | None = None) -> int:
                 stage1_script = Path(scratch) / "post-stage1.lua"
                 stage1_script.write_text(POST_SCRIPT % stage1_token)
                 runs["stage 1 POST (sync insert)"] = dict(url=f"{uncached.url}/api/v1/tasks", script=stage1_script)
+        for label, service in ((f"stage {target.number} at 100% traces", full),
+                               (f"stage {target.number - 1}", previous)):
+            if service:
+                other_token, other_task = _seed(service.url)
+                other_script = Path(scratch) / f"post-{service.port}.lua"
+                other_script.write_text(POST_SCRIPT % other_token)
+                runs[f"{label} GET"] = dict(url=f"{service.url}/api/v1/tasks/{other_task}",
+                                            headers={"Authorization": f"Bearer {other_token}"})
+                runs[f"{label} POST"] = dict(url=f"{service.url}/api/v1/tasks", script=other_script)
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
         for options in runs.values():
             wrk(seconds=2, connections=args.connections, threads=args.threads, **options)  # warm-up
@@ -151,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
         post, sync = results["POST /api/v1/tasks"]["rps"], results["stage 1 POST (sync insert)"]["rps"]
         print(f"POST (202 after the broker's ack): {post / base:.2f}x hello-world (target 0.5x), "
               f"{post / sync:.2f}x stage 1's synchronous POST (target 2x)")
+    if previous:
+        before = target.number - 1
+        for kind, name in (("GET", "GET /api/v1/tasks/{id}"), ("POST", "POST /api/v1/tasks")):
+            old, new = results[f"stage {before} {kind}"]["rps"], results[name]["rps"]
+            full_rps = results[f"stage {target.number} at 100% traces {kind}"]["rps"]
+            print(f"{kind} at {DEFAULT_SAMPLING} traces kept: {new / old:.3f}x stage {before} (target at least 0.9x); "
+                  f"keeping every trace: {full_rps / old:.3f}x")
+        report["trace_sample_rate"] = {"default": DEFAULT_SAMPLING, "full": FULL_SAMPLING}
     if package.consumer_module and not args.skip_consumer:
         report["consumer"] = consumer_rates(package, target, messages=args.messages)
     out = REPO_ROOT / "reports" / f"bench-stage{target.number}.json"

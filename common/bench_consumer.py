@@ -22,7 +22,7 @@ from .connections import database_engine
 from .ids import uuid7
 from .models import Task, User
 from .runner import prepare_backends
-from .service import ConsumerProcess
+from .service import ConsumerProcess, free_port
 from .stages import Stage, StagePackage
 from .timeutil import rfc3339, utcnow
 
@@ -51,8 +51,11 @@ def consumer_rates(package: StagePackage, target: Stage, *, messages: int, batch
                 session.execute(delete(Task).where(Task.user_id == user_id))
                 session.commit()
             group = f"bench-{mode}"
+            # From stage 5 on: a metrics port of its own, and its spans in the scratch folder.
             consumer = ConsumerProcess(package, env={**env, "TASK_TOPIC": topic, "CONSUMER_GROUP": group,
-                                                     "CONSUMER_BATCH_MAX": str(batch)}).start()
+                                                     "CONSUMER_BATCH_MAX": str(batch),
+                                                     "CONSUMER_METRICS_PORT": str(free_port()),
+                                                     "TRACE_FILE": str(Path(scratch) / "spans.jsonl")}).start()
             try:
                 seconds, counted = _time_drain(bootstrap, group, topic, total=messages)
             finally:

@@ -17,6 +17,9 @@ from typing import IO
 from .backends import (Backend, BackendUnavailable, backend_env, interpreter, relative_path, resolve,
                        wait_until_reachable)
 from .connections import database_engine
+from .panels import RUNNER_SCRAPE
+from .prometheus import CONFIG as PROMETHEUS_CONFIG
+from .prometheus import Prometheus, PrometheusMissing
 from .schema import apply_schema
 from .service import ConsumerProcess, PortInUse, ServiceFailed, ServiceProcess, check_port_free
 from .stages import REPO_ROOT, NotAStagePackage, StagePackage, built, stage
@@ -24,7 +27,8 @@ from .stages import REPO_ROOT, NotAStagePackage, StagePackage, built, stage
 EXIT_USAGE, EXIT_BACKEND = 2, 3
 
 
-def banner(title: str, url: str, backends: dict[str, Backend], var_dir: Path, consumer: str | None = None) -> str:
+def banner(title: str, url: str, backends: dict[str, Backend], var_dir: Path, consumer: str | None = None,
+           telemetry: list[str] | None = None) -> str:
     lines = [f"  {title}", f"  API      {url}   (docs: {url}/docs)"]
     for kind, backend in backends.items():
         where = backend.description if backend.embedded else f"real, {backend.safe_url}"
@@ -36,6 +40,7 @@ def banner(title: str, url: str, backends: dict[str, Backend], var_dir: Path, co
                          "LOG_LEVEL=DEBUG writes every line")
     if consumer:
         lines.append(f"  consumer {consumer}")
+    lines += [f"  {line}" for line in telemetry or []]
     if any(b.embedded for b in backends.values()):
         lines.append(f"  Embedded servers live as long as this process; files stay in {relative_path(var_dir)}/.")
     lines.append("  Ctrl-C stops everything started here.")
@@ -69,6 +74,28 @@ def serve(package: StagePackage, *, env: dict[str, str | None], stack: ExitStack
     return service
 
 
+def observe(package: StagePackage, *, url: str, var_dir: Path, stack: ExitStack) -> list[str]:
+    """From stage 5 on: start a real Prometheus on the stage's rules, scraping the producer and the consumer.
+
+    Returns the banner's lines: where the metrics, the Prometheus and the traces are, or how to get Prometheus.
+    """
+    if not (package.path / PROMETHEUS_CONFIG).is_file():
+        return []
+    consumer = f"{os.environ.get('CONSUMER_METRICS_HOST', '127.0.0.1')}:{os.environ.get('CONSUMER_METRICS_PORT', '9102')}"
+    lines = [f"metrics  {url}/metrics and http://{consumer}/metrics",
+             f"traces   {os.environ.get('TRACE_FILE', 'var/traces/spans.jsonl')}   (make trace STAGE=<n> ID=<trace or request id>)"]
+    try:
+        server = Prometheus(package.path, {"producer": url.split("://", 1)[1], "consumer": consumer},
+                            var_dir / "prometheus", interval=f"{RUNNER_SCRAPE:.0f}s").start()
+    except PrometheusMissing as exc:
+        return [*lines, f"         no Prometheus here: {exc}"]
+    stack.callback(server.stop)
+    url_file = var_dir / "prometheus" / "url"  # where `make panels` finds it
+    url_file.write_text(server.url, encoding="utf-8")
+    stack.callback(url_file.unlink, missing_ok=True)
+    return [*lines, f"prometheus {server.url}   (the stage's rules loaded; alerts at {server.url}/alerts)"]
+
+
 def run(number: int, *, impl: str | None, host: str, port: int, var_dir: Path, wait_seconds: float) -> int:
     # A learner's package (IMPL) may be a stage this repository does not have yet; the reference must exist.
     target = stage(number) if impl else built(number)
@@ -89,7 +116,8 @@ def run(number: int, *, impl: str | None, host: str, port: int, var_dir: Path, w
             title = f"Stage {target.number} - {target.title} [{target.title_zh}]  ({package.path.name})"
             consumer = (f"{interpreter()} -m {package.consumer_module} (one process)"
                         if package.consumer_module else None)
-            print(banner(title, service.url, backends, var_dir, consumer), flush=True)
+            telemetry = observe(package, url=service.url, var_dir=var_dir, stack=stack)
+            print(banner(title, service.url, backends, var_dir, consumer, telemetry), flush=True)
             return service.wait()
         except KeyboardInterrupt:
             print("\nstopping ...", flush=True)

@@ -20,6 +20,9 @@ COMMANDS = {
     "bench": lambda n: ["bench", f"STAGE={n}"],
     "dlq": lambda n: ["dlq", f"STAGE={n}", "ARGS=list"],
     "tour": lambda n: ["tour", f"STAGE={n}"],
+    "trace": lambda n: ["trace", f"STAGE={n}", "ID=0af7651916cd43dd8448eb211c80319c"],
+    "panels": lambda n: ["panels", f"STAGE={n}"],
+    "drill": lambda n: ["drill", f"STAGE={n}", "SCENARIO=penetration"],
 }
 
 
@@ -42,7 +45,7 @@ def test_a_stage_the_repository_lacks_gets_one_line_naming_the_stages_it_has(com
     lines = own_lines(result)
     assert result.returncode != 0, lines
     assert len(lines) == 1 and "Traceback" not in lines[0], lines
-    named = "stages with one here: " if command == "dlq" else f"stages here: {here()}"
+    named = "stages with one here: " if command in ("dlq", "trace") else f"stages here: {here()}"
     assert re.search(rf"\bstage {number}\b", lines[0]) and named in lines[0], lines[0]
     if command == "start" and number in MISSING:  # an attempt at a stage with no goals or checks is no attempt
         assert not (REPO_ROOT / "workspace" / STAGES[number].folder).exists(), "start copied an attempt anyway"
