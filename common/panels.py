@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 import time
@@ -70,6 +71,18 @@ def query_range(prometheus: str, expr: str, window: Window) -> list[dict[str, An
     return body["data"]["result"]
 
 
+def _with_gaps(values: list[list], window: Window, scale: float) -> list[tuple[float, float]]:
+    """(seconds into the window, value) pairs, with NaN where the series has no value: the line breaks
+    there instead of drawing a slope across a stretch without data (a quantile of no requests)."""
+    points: list[tuple[float, float]] = []
+    for stamp, value in values:
+        at = float(stamp) - window.start
+        if points and at - points[-1][0] > 1.5 * window.step:
+            points.append((points[-1][0] + window.step, math.nan))
+        points.append((at, float(value) * scale if value not in ("NaN", "+Inf", "-Inf") else math.nan))
+    return points
+
+
 def draw(axes, panel: dict[str, Any], prometheus: str, window: Window) -> int:
     """Plot one panel's queries on `axes`; return how many series it drew."""
     unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit", "")
@@ -77,7 +90,7 @@ def draw(axes, panel: dict[str, Any], prometheus: str, window: Window) -> int:
     drawn = 0
     for target in panel.get("targets", []):
         for series in query_range(prometheus, target["expr"], window):
-            points = [(float(t) - window.start, float(v) * scale) for t, v in series["values"] if v not in ("NaN", "+Inf")]
+            points = _with_gaps(series["values"], window, scale)
             if points:
                 axes.plot(*zip(*points), linewidth=1.2,
                           label=legend(target.get("legendFormat", ""), series["metric"]))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import hashlib
 import subprocess
 import sys
 import textwrap
@@ -12,6 +13,10 @@ from ..stages import STAGES, Stage, built
 
 DIFF_NAME = "CHANGES.diff"
 ORDER_NAME = "reading-order.txt"  # each stage's order for its changed code: the lesson's files first
+BINARY = "binary file"  # the one line a binary file (an image in design/) stands as in a diff
+# Written by a program the stage holds (the dashboard by deploy/grafana/dashboard.py): the diff shows the
+# program, and names its output.
+GENERATED = ("deploy/grafana/dashboards/",)
 
 
 def stage_files(root: Path) -> dict[str, Path]:
@@ -33,15 +38,19 @@ def reading_order(stage: Stage) -> list[str]:
 def _lines(path: Path | None) -> list[str]:
     if path is None:
         return []
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return [f"{BINARY}, {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()[:16]}\n"]
     return text.splitlines(keepends=True)
 
 
 def kind_of(name: str) -> str:
     """code, tests or docs: the order a reader meets them in a stage diff."""
-    if name.startswith("tests/"):
+    if name.startswith("tests/") or name.endswith(".test.yml"):  # promtool's rule tests are tests too
         return "tests"
-    return "docs" if name.endswith(".md") else "code"
+    return "docs" if name.endswith((".md", ".png")) else "code"
 
 
 _KINDS = ("code", "tests", "docs")
@@ -49,7 +58,12 @@ STAT_WIDTH = 40  # the longest bar of the diffstat, as git scales its own
 
 
 def _summarised(name: str, old_lines: list[str], new_lines: list[str], added: int, removed: int) -> str | None:
-    """For a new test file, or a new or rewritten document, one line saying so instead of its text; else None."""
+    """For a new test file, a new or rewritten document, an image or a generated file, one line saying so instead of
+    its text; else None."""
+    if new_lines[:1] and new_lines[0].startswith(BINARY):
+        return f"{'new' if not old_lines else 'changed'}, {new_lines[0].strip()}"
+    if name.startswith(GENERATED):
+        return f"generated, {len(new_lines)} lines"
     kind = kind_of(name)
     if kind == "code":
         return None
