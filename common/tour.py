@@ -138,8 +138,8 @@ VOLATILE = [
     (re.compile(r"\b\d\d:\d\d:\d\d\.\d{3}\b"), "<clock>"),
     (re.compile(r"(latency_ms\"?[=:] ?|\bms=)[\d.]+"), r"\1<n>"),
     (re.compile(r"Makefile:\d+"), "Makefile:<line>"),
+    (re.compile(r"/tmp/tour-\w+"), "<scratch>"),  # before durations: a random name may end in "2s"
     (re.compile(r"\d+(\.\d+)? ?(ms|s)\b"), "<duration>"),
-    (re.compile(r"/tmp/tour-\w+"), "<scratch>"),
     (re.compile(r"\[\d+\]@\d+"), "[<partition>]@<offset>"),  # where a message landed: keys of random ids
 ]
 
