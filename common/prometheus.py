@@ -33,8 +33,8 @@ class PrometheusMissing(RuntimeError):
 def binary() -> str:
     """The server's path: PROMETHEUS, else `prometheus` on PATH; raise PrometheusMissing otherwise."""
     found = os.environ.get("PROMETHEUS") or shutil.which("prometheus")
-    if not found:
-        raise PrometheusMissing(HOW_TO_GET)
+    if not found or not os.access(found, os.X_OK):
+        raise PrometheusMissing(f"PROMETHEUS={found} is not an executable" if found else HOW_TO_GET)
     return found
 
 

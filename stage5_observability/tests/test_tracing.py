@@ -1,13 +1,18 @@
 """A request's trace: kept from the client's traceparent, on its log lines and the consumer's, and across Kafka in the
-span file; and the trace tool that prints it."""
+span file or, with an endpoint set, in the OTLP export; and the trace tool that prints it."""
 from __future__ import annotations
 
 import os
 import secrets
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTraceServiceRequest,
+                                                                        ExportTraceServiceResponse)
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from tenacity import Retrying, stop_after_delay, wait_fixed
 
 from common.service import package_pythonpath
@@ -92,3 +97,64 @@ def test_the_trace_tool_prints_a_create_found_by_its_request_id_as_one_tree_acro
     publish = next(d for line, d in depth.items() if "producer)" in line and "publish" in line)
     process = next(d for line, d in depth.items() if "(consumer, consumer)" in line)
     assert process > publish > 0, f"the consumer's span is not below the publish span:\n{printed.stdout}"
+
+
+class OtlpReceiver:
+    """An OTLP/HTTP trace receiver (protobuf, POST /v1/traces) on a free port, keeping every span it is sent."""
+
+    def __init__(self) -> None:
+        self.spans: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path == "/v1/traces":
+                    receiver.keep(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+                self.wfile.write(ExportTraceServiceResponse().SerializeToString())
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def keep(self, body: bytes) -> None:
+        request = ExportTraceServiceRequest.FromString(body)
+        for resource in request.resource_spans:
+            service = next((a.value.string_value for a in resource.resource.attributes if a.key == "service.name"), "")
+            for scope in resource.scope_spans:
+                self.spans += [{"trace_id": s.trace_id.hex(), "span_id": s.span_id.hex(),
+                                "parent_span_id": s.parent_span_id.hex() or None, "service": service,
+                                "kind": Span.SpanKind.Name(s.kind).removeprefix("SPAN_KIND_")} for s in scope.spans]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.mark.check("S5-AC3")
+def test_with_an_otlp_endpoint_the_same_trace_crosses_kafka_in_the_export(launch, new_account):
+    receiver = OtlpReceiver()
+    try:
+        service = launch({"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}, name="otlp")
+        task, trace_id, client_span, _ = create_traced(service, new_account())
+
+        def complete() -> dict | None:
+            found = {s["span_id"]: s for s in receiver.spans if s["trace_id"] == trace_id}
+            return found if {"SERVER", "PRODUCER", "CONSUMER"} <= {s["kind"] for s in found.values()} else None
+
+        found = wait_for(f"the server, publish and consumer spans of trace {trace_id} at the OTLP endpoint", complete)
+        server = next(s for s in found.values() if s["kind"] == "SERVER")
+        assert server["parent_span_id"] == client_span and server["service"] == "producer"
+        span = next(s for s in found.values() if s["kind"] == "CONSUMER")
+        assert span["service"] == "consumer"
+        while span["parent_span_id"] in found:
+            span = found[span["parent_span_id"]]
+        assert span is server, "the consumer's exported span does not descend from the request's span"
+        assert not any(spans(service)), "with an OTLP endpoint set, nothing goes to the span file"
+    finally:
+        receiver.close()
