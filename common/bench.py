@@ -22,6 +22,7 @@ import uuid
 from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -107,32 +108,18 @@ def main(argv: list[str] | None = None) -> int:
         if package.consumer_module:  # the system as `make stageN` runs it: the consumer drains beside the API
             stack.callback(ConsumerProcess(package, env={**env, "CONSUMER_METRICS_PORT": str(free_port())})
                            .start().stop)
-        token, task_id = _seed(api.url)
-        script = Path(scratch) / "post.lua"
-        script.write_text(POST_SCRIPT % token)
-        auth = {"Authorization": f"Bearer {token}"}
-        runs = {
-            "hello-world": dict(url=f"{hello.url}/hello"),
-            "GET /api/v1/tasks/{id}": dict(url=f"{api.url}/api/v1/tasks/{task_id}", headers=auth),
-            "POST /api/v1/tasks": dict(url=f"{api.url}/api/v1/tasks", script=script),
-        }
+        read, create = _read_and_create(api.url, Path(scratch))
+        runs = {"hello-world": dict(url=f"{hello.url}/hello"), "GET /api/v1/tasks/{id}": read,
+                "POST /api/v1/tasks": create}
         if uncached:
-            stage1_token, stage1_task = _seed(uncached.url)
-            runs["stage 1 GET (no cache)"] = dict(url=f"{uncached.url}/api/v1/tasks/{stage1_task}",
-                                                  headers={"Authorization": f"Bearer {stage1_token}"})
+            stage1_read, stage1_create = _read_and_create(uncached.url, Path(scratch))
+            runs["stage 1 GET (no cache)"] = stage1_read
             if target.number >= 4:  # the asynchronous create against stage 1's synchronous insert
-                stage1_script = Path(scratch) / "post-stage1.lua"
-                stage1_script.write_text(POST_SCRIPT % stage1_token)
-                runs["stage 1 POST (sync insert)"] = dict(url=f"{uncached.url}/api/v1/tasks", script=stage1_script)
+                runs["stage 1 POST (sync insert)"] = stage1_create
         for label, service in ((f"stage {target.number} at 100% traces", full),
                                (f"stage {target.number - 1}", previous)):
             if service:
-                other_token, other_task = _seed(service.url)
-                other_script = Path(scratch) / f"post-{service.port}.lua"
-                other_script.write_text(POST_SCRIPT % other_token)
-                runs[f"{label} GET"] = dict(url=f"{service.url}/api/v1/tasks/{other_task}",
-                                            headers={"Authorization": f"Bearer {other_token}"})
-                runs[f"{label} POST"] = dict(url=f"{service.url}/api/v1/tasks", script=other_script)
+                runs[f"{label} GET"], runs[f"{label} POST"] = _read_and_create(service.url, Path(scratch))
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
         for options in runs.values():
             wrk(seconds=2, connections=args.connections, threads=args.threads, **options)  # warm-up
@@ -187,6 +174,15 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written: {out.relative_to(REPO_ROOT)}")
     return 0
+
+
+def _read_and_create(url: str, scratch: Path) -> tuple[dict, dict]:
+    """wrk's options for a hot-key GET and for a POST of new tasks, as a fresh user of the service at `url`."""
+    token, task_id = _seed(url)
+    script = scratch / f"post-{urlsplit(url).port}.lua"
+    script.write_text(POST_SCRIPT % token)
+    return (dict(url=f"{url}/api/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {token}"}),
+            dict(url=f"{url}/api/v1/tasks", script=script))
 
 
 def _seed(url: str) -> tuple[str, str]:

@@ -26,7 +26,7 @@ from pathlib import Path
 import requests
 
 from .panels import Window, render
-from .prometheus import Prometheus, PrometheusMissing
+from .prometheus import Prometheus, PrometheusMissing, address
 from .stages import REPO_ROOT, built
 from .testing.harness import Harness, RunningService
 
@@ -138,8 +138,7 @@ def apply(scenario: str, harness: Harness, service: RunningService, traffic: Tra
 def figures(server: Prometheus, scenario: str, at: float) -> list[float | None]:
     values = []
     for _, expr in TELLS[scenario]:
-        result = requests.get(f"{server.url}/api/v1/query", params={"query": expr, "time": at}, timeout=30).json()
-        series = result.get("data", {}).get("result", [])
+        series = server.query(expr, time=at)
         values.append(round(float(series[0]["value"][1]), 4) if series else None)
     return values
 
@@ -154,7 +153,7 @@ def drill(stage_number: int, scenario: str, out: Path) -> int:
         service = harness.launch(stage, name=f"drill-{scenario}")
         stack.callback(service.stop)
         consumer = f"127.0.0.1:{service.env['CONSUMER_METRICS_PORT']}"
-        server = Prometheus(stage.path, {"producer": service.url.split("://")[1], "consumer": consumer},
+        server = Prometheus(stage.path, {"producer": address(service.url), "consumer": consumer},
                             Path(work) / "prometheus", interval=f"{SCRAPE_SECONDS:.0f}s").start()
         stack.callback(server.stop)
         credentials = {"username": f"drill{uuid.uuid4().hex[:12]}", "password": "drill-password-1"}

@@ -20,6 +20,7 @@ from typing import Any
 
 import requests
 
+from .prometheus import api
 from .stages import REPO_ROOT, built
 
 DASHBOARDS = Path("deploy") / "grafana" / "dashboards"
@@ -62,13 +63,8 @@ def legend(template: str, labels: dict[str, str]) -> str:
 
 
 def query_range(prometheus: str, expr: str, window: Window) -> list[dict[str, Any]]:
-    response = requests.get(f"{prometheus}/api/v1/query_range", timeout=30, params={
-        "query": expr.replace("$__rate_interval", window.rate_interval), "start": window.start, "end": window.end,
-        "step": window.step})
-    body = response.json()
-    if body.get("status") != "success":
-        raise ValueError(f"prometheus refused {expr!r}: {body.get('error')}")
-    return body["data"]["result"]
+    query = expr.replace("$__rate_interval", window.rate_interval)
+    return api(prometheus, "query_range", query=query, start=window.start, end=window.end, step=window.step)["result"]
 
 
 def _with_gaps(values: list[list], window: Window, scale: float) -> list[tuple[float, float]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import yaml
@@ -24,6 +25,20 @@ from .service import free_port
 HOW_TO_GET = ("prometheus is not installed: apt-get install prometheus (no root: apt-get download prometheus && "
               "dpkg -x prometheus_*.deb ~/prometheus, then PROMETHEUS=~/prometheus/usr/bin/prometheus)")
 CONFIG = Path("deploy") / "prometheus" / "prometheus.yml"
+
+
+def address(url: str) -> str:
+    """The host:port of a service's URL: what a scrape configuration names as its target."""
+    return urlsplit(url).netloc
+
+
+def api(url: str, path: str, **params: Any) -> Any:
+    """The `data` of a Prometheus HTTP API answer (`/api/v1/<path>`); ValueError if the server refused the call."""
+    response = requests.get(f"{url}/api/v1/{path}", params=params, timeout=30)
+    body = response.json()
+    if body.get("status") != "success":
+        raise ValueError(f"prometheus refused {path} {params}: {body.get('error', response.text[:200])}")
+    return body["data"]
 
 
 class PrometheusMissing(RuntimeError):
@@ -101,19 +116,11 @@ class Prometheus:
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     def _api(self, path: str, **params: Any) -> Any:
-        response = requests.get(f"{self.url}/api/v1/{path}", params=params, timeout=30)
-        body = response.json()
-        if body.get("status") != "success":
-            raise ValueError(f"prometheus refused {path} {params}: {body.get('error', response.text[:200])}")
-        return body["data"]
+        return api(self.url, path, **params)
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """An instant query's result (a list of series with their value)."""
-        return self._api("query", query=expr)["result"]
-
-    def query_range(self, expr: str, *, start: float, end: float, step: float) -> list[dict[str, Any]]:
-        """A range query's result (a list of series with their values over time)."""
-        return self._api("query_range", query=expr, start=start, end=end, step=step)["result"]
+    def query(self, expr: str, **params: Any) -> list[dict[str, Any]]:
+        """An instant query's result (a list of series with their value); `time=` asks for another moment."""
+        return self._api("query", query=expr, **params)["result"]
 
     def series_names(self) -> set[str]:
         """Every metric name the server holds."""

@@ -19,7 +19,7 @@ from .backends import (Backend, BackendUnavailable, backend_env, interpreter, re
 from .connections import database_engine
 from .panels import RUNNER_SCRAPE
 from .prometheus import CONFIG as PROMETHEUS_CONFIG
-from .prometheus import Prometheus, PrometheusMissing
+from .prometheus import Prometheus, PrometheusMissing, address
 from .schema import apply_schema
 from .service import ConsumerProcess, PortInUse, ServiceFailed, ServiceProcess, check_port_free
 from .stages import REPO_ROOT, NotAStagePackage, StagePackage, built, stage
@@ -85,7 +85,7 @@ def observe(package: StagePackage, *, url: str, var_dir: Path, stack: ExitStack)
     lines = [f"metrics  {url}/metrics and http://{consumer}/metrics",
              f"traces   {os.environ.get('TRACE_FILE', 'var/traces/spans.jsonl')}   (make trace STAGE=<n> ID=<trace or request id>)"]
     try:
-        server = Prometheus(package.path, {"producer": url.split("://", 1)[1], "consumer": consumer},
+        server = Prometheus(package.path, {"producer": address(url), "consumer": consumer},
                             var_dir / "prometheus", interval=f"{RUNNER_SCRAPE:.0f}s").start()
     except PrometheusMissing as exc:
         return [*lines, f"         no Prometheus here: {exc}"]

@@ -6,6 +6,7 @@ dashboard query them, so an implementation must export them under these names.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,7 +85,6 @@ _KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "an
 
 def metric_names(expr: str) -> set[str]:
     """The metric (and recorded series) names a PromQL expression reads."""
-    import re
     text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # strings (label values, regexes)
     text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
     text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)  # label lists

@@ -12,16 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from common.prometheus import Prometheus, PrometheusMissing, binary
+from common.prometheus import Prometheus, PrometheusMissing, address, binary
 
 from .telemetry import consumer_metrics, metric_names
 
 RULES = Path("deploy") / "prometheus"
 DASHBOARDS = Path("deploy") / "grafana" / "dashboards"
-
-
-def host_port(url: str) -> str:
-    return url.split("://", 1)[1].split("/", 1)[0]
 
 
 def rule_expressions(folder: Path) -> tuple[dict[str, str], dict[str, str]]:
@@ -55,8 +51,8 @@ def test_every_series_the_rules_and_panels_read_exists_in_a_real_prometheus_afte
         binary()
     except PrometheusMissing as exc:
         pytest.skip(f"not gradable here: {exc}")
-    server = Prometheus(implementation, {"producer": host_port(service.url),
-                                         "consumer": host_port(consumer_metrics(service))}, tmp_path / "prometheus")
+    server = Prometheus(implementation, {"producer": address(service.url),
+                                         "consumer": address(consumer_metrics(service))}, tmp_path / "prometheus")
     server.start()
     try:
         api = service.client()
