@@ -1,10 +1,11 @@
 """`make bench STAGE=N`: wrk against the stage's API and, in the same run, against a bare Flask app.
 
 Both are served by gunicorn with the stage's own gunicorn.conf.py, so the ratio shows what the
-stage's code costs on top of the framework. The scenarios run in interleaved rounds and each figure
-is the median over the rounds, so a burst of noise on a shared machine skews one round, not the
-result. Needs Debian's `wrk`. Prints a table and writes reports/bench-stage<N>.json. The client
-shares the machine with the server: compare ratios, not absolute figures.
+stage's code costs on top of the framework. The scenarios run in interleaved rounds, each starting at
+another scenario, and each figure is the median over the rounds, so a burst of noise on a shared
+machine, or the work a scenario leaves behind, skews one round, not the result. Needs Debian's
+`wrk`. Prints a table and writes reports/bench-stage<N>.json. The client shares the machine with
+the server: compare ratios, not absolute figures.
 """
 from __future__ import annotations
 
@@ -123,8 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
         for options in runs.values():
             wrk(seconds=2, connections=args.connections, threads=args.threads, **options)  # warm-up
-        for _ in range(args.rounds):
-            for name, options in runs.items():
+        scenarios = list(runs.items())
+        for number in range(args.rounds):
+            # Each round starts one scenario further on: what runs just before a scenario (a POST round
+            # leaves the consumer landing its messages) changes from round to round, not always the same.
+            start = number * len(scenarios) // args.rounds
+            for name, options in scenarios[start:] + scenarios[:start]:
                 rounds[name].append(wrk(seconds=args.seconds, connections=args.connections, threads=args.threads,
                                         **options))
         results = {name: {key: statistics.median(r[key] for r in runs_) for key in runs_[0]}
