@@ -7,7 +7,6 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from loguru import logger
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from prometheus_client import disable_created_metrics
 
 from common.connections import database_engine
@@ -15,7 +14,7 @@ from common.connections import database_engine
 from ..shared import logs
 from ..shared.database import engine_options
 from ..shared.kafka_log import QuietLog
-from ..shared.tracing import Tracing
+from ..shared.tracing import Tracing, trace_statements
 from . import dead_letters
 from .config import ConsumerSettings, settings_or_exit
 from .handler import BatchHandler, Stopping
@@ -84,7 +83,7 @@ def run(settings: ConsumerSettings, stopping: threading.Event) -> None:
     server = metrics.serve(host=settings.consumer_metrics_host, port=settings.consumer_metrics_port)
     tracing = Tracing(settings, service="consumer")
     engine = database_engine(settings.database_url, **engine_options(settings.database_url))
-    SQLAlchemyInstrumentor().instrument(engine=engine, tracer_provider=tracing.provider)
+    trace_statements(engine, tracing.tracer)
     out = dead_letters.producer(settings.kafka_bootstrap_servers, timeout_ms=settings.publish_timeout_ms)
     handler = BatchHandler(engine=engine, out=out, dlq_topic=settings.dlq_topic,
                            max_attempts=settings.consumer_max_attempts, stopping=stopping,

@@ -1,9 +1,7 @@
-"""What this stage attaches to the app and its clients: a span per request, the libraries' tracing of the
-database and Redis, and the pool's and routes' metrics.
+"""What this stage attaches to the app and its clients: a span per request and per statement, the Redis
+client's tracing, and the statements' and routes' metrics.
 
 The tracer provider and the metrics are the runtime's (runtime.py); this module only hooks them on.
-OpenTelemetry's SQLAlchemy instrumentor is process-wide: the first runtime of a process instruments
-it (in gunicorn, each worker has one), a second one in the same process (a test's) is not traced.
 """
 from __future__ import annotations
 
@@ -12,102 +10,55 @@ import functools
 import os
 import struct
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flask import Flask, Response, g, request
-from opentelemetry import propagate, trace
+from flask import Flask, Response, request
+from opentelemetry import context, propagate, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY  # what suppress_instrumentation() sets
 from opentelemetry.instrumentation.redis import RedisInstrumentor
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from prometheus_client import Histogram
 from prometheus_flask_exporter import PrometheusMetrics
 
 from ..shared.database import max_connections
 from ..shared.spans import REQUEST_ID
-from ..shared.tracing import Tracing
+from ..shared.tracing import Tracing, trace_statements
 from .metrics import ProducerMetrics, files_locked, watch_engine
 from .repositories.cache import RedisCache
 from .repositories.db import Database
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 # Probes and scrapes come every few seconds each: traced, they would bury the requests.
 UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"  # the route label of a path no route serves (a 404), whatever the path was
+ROUTE_KEY = "producer.route"  # where label_request leaves the matched route template in the WSGI environ
 CREATE_ENDPOINT = "tasks.create"
 NEW_FILE_READS, NEW_FILE_PAUSE_SECONDS = 3, 0.01  # a new worker's file has its header within microseconds
 
 
 def instrument_clients(*, tracing: Tracing, metrics: ProducerMetrics, database: Database, cache: RedisCache) -> None:
-    """Trace every statement and Redis call; time the statements and follow the pools."""
+    """Trace every statement and Redis call of a kept trace; time the statements."""
     for engine in database.engines:
         watch_engine(engine, metrics, max_connections=max_connections(engine.url))
-    SQLAlchemyInstrumentor().instrument(engines=list(database.engines), tracer_provider=tracing.provider)
+        trace_statements(engine, tracing.tracer)
     RedisInstrumentor.instrument_client(cache.client, tracer_provider=tracing.provider)
 
 
 def init_app(app: Flask, *, tracing: Tracing, metrics: ProducerMetrics) -> None:
-    """A server span per request (traced_requests); RED series and GET /metrics (observe_requests)."""
-    traced_requests(app, tracing.tracer)
-    observe_requests(app, metrics)
-
-
-def traced_requests(app: Flask, tracer: Tracer) -> None:
-    """One SERVER span per request, continuing the caller's `traceparent`, named by its route template.
-
-    Not opentelemetry-instrumentation-flask: measured here, it costs about 90 µs a request even when the
-    trace is not sampled (it builds the request's attributes twice and the URL three times), 13 % of
-    a hot-key read; this costs a sampler call and, for a kept trace, the attributes (design/tracing.md).
-    The span starts after router.init_app's request id and ends in teardown, after the access line.
-    """
-
-    @app.before_request
-    def start_span() -> None:
-        if request.path in UNTRACED_PATHS:
-            # Probes: no span, and no trace of their own for /readyz's database and Redis pings either.
-            g.span_scope = ExitStack()
-            g.span_scope.enter_context(suppress_instrumentation())
-            return
-        route = request.url_rule.rule if request.url_rule else UNMATCHED
-        span = tracer.start_span(f"{request.method} {route}", context=propagate.extract(request.headers),
-                                 kind=SpanKind.SERVER)
-        if span.is_recording():
-            span.set_attributes({"http.request.method": request.method, "http.route": route, "url.path": request.path,
-                                 REQUEST_ID: g.request_id})
-        g.span_scope = ExitStack()
-        g.span_scope.enter_context(trace.use_span(span, end_on_exit=True))
+    """Wrap the app in ObservedRequests (a server span and the RED series); count creates; serve GET /metrics."""
+    app.wsgi_app = ObservedRequests(app.wsgi_app, tracer=tracing.tracer, requests=metrics.requests)  # type: ignore[method-assign]
 
     @app.after_request
-    def record_status(response: Response) -> Response:
-        span = trace.get_current_span()
-        if span.is_recording():
-            span.set_attribute("http.response.status_code", response.status_code)
-            if response.status_code >= 500:
-                span.set_status(Status(StatusCode.ERROR))
-        return response
-
-    @app.teardown_request
-    def end_span(_: BaseException | None) -> None:
-        if (scope := g.pop("span_scope", None)) is not None:
-            scope.close()
-
-
-def observe_requests(app: Flask, metrics: ProducerMetrics) -> None:
-    """Time every request by its route template, count the creates' outcomes, and serve GET /metrics."""
-
-    @app.before_request
-    def start_clock() -> None:
-        g.metrics_started = time.perf_counter()
-
-    @app.after_request
-    def observe(response: Response) -> Response:
-        started = g.pop("metrics_started", None)
-        if started is not None:
-            route = request.url_rule.rule if request.url_rule else UNMATCHED
-            method = request.method if request.method in METHODS else "other"
-            metrics.requests.labels(route, method, str(response.status_code)).observe(time.perf_counter() - started)
-        if request.endpoint == CREATE_ENDPOINT:
+    def label_request(response: Response) -> Response:
+        """What only Flask knows: the route that matched, for ObservedRequests; a create's outcome."""
+        rule = request.url_rule
+        request.environ[ROUTE_KEY] = rule.rule if rule else UNMATCHED
+        if rule and rule.endpoint == CREATE_ENDPOINT:
             count_create(metrics, response)
         return response
 
@@ -115,6 +66,93 @@ def observe_requests(app: Flask, metrics: ProducerMetrics) -> None:
     # per-request series are off (export_defaults): they label the raw method, which a client chooses.
     PrometheusMetrics(app, registry=metrics.registry, export_defaults=False, path="/metrics",
                       metrics_decorator=while_files_stay)
+
+
+class ObservedRequests:
+    """WSGI middleware: per request, one SERVER span that continues the caller's `traceparent`, and the
+    RED histogram observed by route template, method and status.
+
+    Around Flask rather than inside it (request hooks, or opentelemetry-instrumentation-flask): as hooks,
+    the span and the histogram cost a hot-key read about 183,000 instructions more than this, counted with
+    callgrind, some 15 % of the read (design/benchmark.md).
+    Flask's whole handling, the access line included, runs inside the span, so that line carries its ids.
+    The route template is known only once Flask has matched the path: label_request leaves it in the
+    environ, and the span is named after it then.
+    """
+
+    def __init__(self, app: WSGIApplication, *, tracer: Tracer, requests: Histogram) -> None:
+        self.app, self.tracer, self.requests = app, tracer, requests
+        self._series: dict[tuple[str, str, str], Histogram] = {}  # labels() once per route, method and status
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started, method, answer = time.perf_counter(), environ["REQUEST_METHOD"], Answer(start_response)
+        # Probes and scrapes: no span, and no trace of their own for /readyz's database and Redis pings.
+        span = None if environ.get("PATH_INFO") in UNTRACED_PATHS else self.tracer.start_span(
+            method, context=propagate.extract(environ, getter=ENVIRON_HEADERS), kind=SpanKind.SERVER)
+        kept = span is not None and span.is_recording()
+        current = trace.set_span_in_context(span) if span is not None else None
+        if not kept:
+            # The libraries' instrumentation is off outside a kept trace: the sampler would drop their spans
+            # (it follows the parent), but only after they have read the statement and the URL for them.
+            current = context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, current)
+        token = context.attach(current)
+        try:
+            return self.app(environ, answer)
+        except Exception as exc:  # Flask answers its errors itself; this is one it let through (testing)
+            if kept:
+                span.record_exception(exc)
+            raise
+        finally:
+            context.detach(token)
+            route = self._observe(environ, method, answer.status, started)
+            if span is not None:
+                if kept:
+                    span.update_name(f"{method} {route}")
+                    span.set_attributes({"http.request.method": method, "http.route": route,
+                                         "url.path": environ.get("PATH_INFO", ""),
+                                         "http.response.status_code": answer.status, REQUEST_ID: answer.request_id})
+                    if answer.status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
+                span.end()
+
+    def _observe(self, environ: WSGIEnvironment, method: str, status: int, started: float) -> str:
+        """Observe the request's duration under its labels; return its route template."""
+        route = environ.get(ROUTE_KEY, UNMATCHED)
+        labels = (route, method if method in METHODS else "other", str(status))
+        if (series := self._series.get(labels)) is None:
+            series = self._series[labels] = self.requests.labels(*labels)
+        series.observe(time.perf_counter() - started)
+        return route
+
+
+class Answer:
+    """A WSGI start_response that remembers the status and headers it was given."""
+
+    def __init__(self, start_response: StartResponse) -> None:
+        self.start_response = start_response
+        self.status, self.headers = 500, []  # an answer never started is a failure
+
+    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info=None):  # noqa: ANN001 - WSGI's
+        self.status, self.headers = int(status[:3]), headers
+        return self.start_response(status, headers, exc_info)
+
+    @property
+    def request_id(self) -> str:
+        return next((value for name, value in self.headers if name == "X-Request-ID"), "")
+
+
+class EnvironHeaders:
+    """A propagation getter over the WSGI environ: `traceparent` is HTTP_TRACEPARENT there."""
+
+    def get(self, carrier: WSGIEnvironment, key: str) -> list[str] | None:
+        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
+        return [value] if value is not None else None
+
+    def keys(self, carrier: WSGIEnvironment) -> list[str]:
+        return [key[5:].lower().replace("_", "-") for key in carrier if key.startswith("HTTP_")]
+
+
+ENVIRON_HEADERS = EnvironHeaders()
 
 
 def count_create(metrics: ProducerMetrics, response: Response) -> None:

@@ -3,8 +3,8 @@
 Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set before prometheus_client is imported (gunicorn.conf.py):
 each worker then writes its values to files there, and a scrape of any worker sums them all. Without it
 (an app made in a test), the values live in this app's registry. Every label value comes from a closed
-set (route templates, known methods, problem codes), so no client can mint a series. The Flask side
-(the request hooks and GET /metrics) is in instrumentation.py.
+set (route templates, known methods, problem codes), so no client can mint a series. The web side
+(the RED middleware and GET /metrics) is in instrumentation.py.
 """
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, mult
 from prometheus_client.mmap_dict import MmapedDict
 from sqlalchemy import Engine, event
 
+from ..shared.database import OPERATIONS, statement_operation
+
 # Seconds, around the p99 targets of slo.yaml (get 50 ms, create 100 ms, login 500 ms): a bucket edge at
 # each target, so "how many answered within it" is exact, and a few edges past it to size a breach.
 REQUEST_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -33,7 +35,8 @@ CREATE_REFUSALS = ("VALIDATION_FAILED", "MALFORMED_JSON", "UNAUTHORIZED", "PAYLO
                    "IDEMPOTENCY_KEY_IN_USE", "IDEMPOTENCY_KEY_MISMATCH", "SERVICE_UNAVAILABLE")
 PUBLISH_FAILURES = ("msg_timed_out", "queue_full", "no_report", "refused")
 REDIS_FAILURES = ("timeout", "connection", "other")
-CACHE_RESULTS = ("hit", "negative_hit", "miss")
+CACHE_LEVELS, CACHE_RESULTS = ("local", "redis"), ("hit", "negative_hit", "miss")
+PUBLISH_OUTCOMES = ("acked", "failed")
 
 
 class ProducerMetrics:
@@ -87,54 +90,39 @@ class ProducerMetrics:
         self.publish_errors = counter("broker_publish_errors_total", "Publish attempts without an "
                                       "acknowledgement, by reason", ("reason",))
         for values, family in ((CREATE_REFUSALS, self.rejected), (PUBLISH_FAILURES, self.publish_errors),
-                               (REDIS_FAILURES, self.redis_errors), (("acked", "failed"), self.publish)):
+                               (REDIS_FAILURES, self.redis_errors)):
             for value in values:
                 family.labels(value)
-        for level in ("local", "redis"):
-            for result in CACHE_RESULTS:
-                self.cache_lookups.labels(level, result)
+        # The series every request observes, bound once: labels() takes a lock and checks its values.
+        self.query_duration = {operation: self.queries.labels(operation) for operation in OPERATIONS}
+        self.publish_duration = {outcome: self.publish.labels(outcome) for outcome in PUBLISH_OUTCOMES}
+        self.cache_lookup = {(level, result): self.cache_lookups.labels(level, result)
+                             for level in CACHE_LEVELS for result in CACHE_RESULTS}
 
 
 def watch_engine(engine: Engine, metrics: ProducerMetrics, *, max_connections: int) -> None:
-    """Time the engine's statements and follow its pool (SQLAlchemy reports a checkout, not the wait before it)."""
+    """Time the engine's statements; its pool is read every second by the ResourceSampler."""
     metrics.pool_limit.inc(max_connections)
 
     @event.listens_for(engine, "before_cursor_execute")
     def start(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ARG001
-        conn.info.setdefault("query_started", []).append(time.perf_counter())
+        context.query_started = time.perf_counter()  # the execution context lives as long as the statement
 
     @event.listens_for(engine, "after_cursor_execute")
     def stop(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ARG001
-        elapsed = time.perf_counter() - conn.info["query_started"].pop()
-        metrics.queries.labels(_operation(statement)).observe(elapsed)
-
-    @event.listens_for(engine, "handle_error")
-    def forget(context) -> None:  # a failed statement never reaches after_cursor_execute
-        started = context.connection.info.get("query_started") if context.connection is not None else None
-        if started:
-            started.pop()
-
-    @event.listens_for(engine.pool, "checkout")
-    def lent(dbapi_connection, record, proxy) -> None:  # noqa: ARG001
-        metrics.pool_in_use.inc()
-        if overflow := getattr(engine.pool, "overflow", None):
-            metrics.pool_overflow.set(max(0, overflow()))
-
-    @event.listens_for(engine.pool, "checkin")
-    def returned(dbapi_connection, record) -> None:  # noqa: ARG001
-        metrics.pool_in_use.dec()
-
-
-def _operation(statement: str) -> str:
-    word = statement.lstrip().split(None, 1)[0].lower() if statement.strip() else ""
-    return word if word in ("select", "insert", "update", "delete") else "other"
+        metrics.query_duration[statement_operation(statement)].observe(time.perf_counter() - context.query_started)
 
 
 class ResourceSampler:
-    """A thread that records this worker's CPU time and resident memory every SAMPLE_SECONDS."""
+    """A thread that records this worker's CPU time, resident memory and pools every SAMPLE_SECONDS.
 
-    def __init__(self, metrics: ProducerMetrics) -> None:
-        self.metrics, self._cpu_seen = metrics, 0.0
+    The pools are read rather than followed on each checkout and return: an event handler per checkout
+    cost each request more than all of its RED series (design/benchmark.md), and a second is finer than
+    any window an alert reads.
+    """
+
+    def __init__(self, metrics: ProducerMetrics, *, engines: tuple[Engine, ...]) -> None:
+        self.metrics, self.pools, self._cpu_seen = metrics, [engine.pool for engine in engines], 0.0
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="resource-sampler", daemon=True)
         self._thread.start()
@@ -155,6 +143,9 @@ class ResourceSampler:
         self.metrics.cpu.inc(cpu - self._cpu_seen)  # a counter, so a restarted worker adds, never rewinds
         self._cpu_seen = cpu
         self.metrics.memory.labels(str(os.getpid())).set(_resident_bytes())
+        # QueuePool's counts (MariaDB's and SQLite's default); a pool without them counts as empty.
+        self.metrics.pool_in_use.set(sum(getattr(pool, "checkedout", int)() for pool in self.pools))
+        self.metrics.pool_overflow.set(sum(max(0, getattr(pool, "overflow", int)()) for pool in self.pools))
 
 
 def _resident_bytes() -> int:

@@ -52,9 +52,9 @@ class Runtime:
             metrics = ProducerMetrics(CollectorRegistry())
             # Closed last: the spans of everything closed before it are still written.
             tracing = opened.enter_context(closing(Tracing(settings, service="producer")))
-            opened.enter_context(closing(ResourceSampler(metrics)))
             database = opened.enter_context(closing(Database(url=settings.database_url,
                                                              pool_timeouts=metrics.pool_timeouts)))
+            opened.enter_context(closing(ResourceSampler(metrics, engines=database.engines)))
             cache = opened.enter_context(closing(RedisCache(url=settings.redis_url, timeout_ms=settings.redis_timeout_ms,
                                                             errors=metrics.redis_errors)))
             instrument_clients(tracing=tracing, metrics=metrics, database=database, cache=cache)

@@ -9,6 +9,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 # What an unreachable, locked or overloaded database raises; integrity errors are not in this list.
 OUTAGES = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+OPERATIONS = ("select", "insert", "update", "delete", "other")  # a statement's kind, for spans and metrics
 
 
 def engine_options(url: str | URL) -> dict[str, Any]:
@@ -32,3 +33,9 @@ def max_connections(url: str | URL) -> int:
     """How many connections one engine of engine_options() lends at once (SQLAlchemy's pool: 5 + 10 by default)."""
     options = engine_options(url)
     return options.get("pool_size", 5) + options.get("max_overflow", 10)
+
+
+def statement_operation(statement: str) -> str:
+    """select, insert, update, delete or other: the statement's first word, as a label."""
+    word = statement.lstrip().split(None, 1)[0].lower() if statement.strip() else ""
+    return word if word in OPERATIONS else "other"

@@ -104,10 +104,10 @@ class Broker:
             try:
                 partition, offset = self._attempts(key=key, value=value, headers=with_trace_context(headers))
             except BrokerUnavailable:
-                self.metrics.publish.labels("failed").observe(time.perf_counter() - started)
+                self.metrics.publish_duration["failed"].observe(time.perf_counter() - started)
                 span.set_status(Status(StatusCode.ERROR, "not acknowledged"))
                 raise
-            self.metrics.publish.labels("acked").observe(time.perf_counter() - started)
+            self.metrics.publish_duration["acked"].observe(time.perf_counter() - started)
             span.set_attributes({"messaging.destination.partition.id": str(partition), "messaging.kafka.offset": offset})
             return partition, offset
 

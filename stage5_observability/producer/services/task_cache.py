@@ -71,7 +71,7 @@ class TaskCache:
 
     def _count(self, level: str, found: object) -> None:
         result = "miss" if found is ABSENT else "negative_hit" if found is None else "hit"
-        self.metrics.cache_lookups.labels(level, result).inc()
+        self.metrics.cache_lookup[level, result].inc()
 
     def _shared_levels(self, session: CacheSession, key: str, user_id: uuid.UUID,
                        load: Callable[[], Entry]) -> tuple[Entry, str]:
