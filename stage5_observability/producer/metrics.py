@@ -116,9 +116,8 @@ def watch_engine(engine: Engine, metrics: ProducerMetrics, *, max_connections: i
 class ResourceSampler:
     """A thread that records this worker's CPU time, resident memory and pools every SAMPLE_SECONDS.
 
-    The pools are read rather than followed on each checkout and return: an event handler per checkout
-    cost each request more than all of its RED series (design/benchmark.md), and a second is finer than
-    any window an alert reads.
+    The pools are read rather than followed: that is two event handlers less on every checkout and
+    return of every request (design/benchmark.md), and a second is finer than any window an alert reads.
     """
 
     def __init__(self, metrics: ProducerMetrics, *, engines: tuple[Engine, ...]) -> None:
