@@ -14,7 +14,7 @@ DLQ_STAGES := $(patsubst %/consumer/dlq.py,%,$(wildcard stage*_*/consumer/dlq.py
 # The stages that write spans to a file (stage 5 on): make trace reads the span file of one of them.
 TRACE_STAGES := $(patsubst %/shared/spans.py,%,$(wildcard stage*_*/shared/spans.py))
 # stage<N> is a pattern rule, and make never applies one to a .PHONY target, so those are not listed here.
-.PHONY: help test grade start diff diffs doctor clean lock bench tour propagate
+.PHONY: help test grade start diff diffs doctor clean lock bench bench-instructions tour propagate
 
 help: ## list the targets
 	@echo "Task Dispatch Producer - a staged curriculum. Targets:"
@@ -59,6 +59,9 @@ doctor: $(READY) ## check Python, the dependencies and each backend (reachable, 
 
 bench: $(READY) ## STAGE=<n>: run the stage's benchmark script (needs wrk)
 	@$(PY) -m common.bench $(STAGE)
+
+bench-instructions: $(READY) ## STAGE=<n>: one request's CPU instructions in stage n and n-1, counted by callgrind (needs valgrind)
+	@$(PY) -m common.bench_instructions $(STAGE)
 
 tour: $(READY) ## STAGE=<n>: run the stage's walk-through for real and print it (WRITE=1 rewrites its design/walkthrough.md)
 	@$(PY) -m common.tour $(STAGE) $(if $(WRITE),--write)

@@ -2,10 +2,12 @@
 
 Both are served by gunicorn with the stage's own gunicorn.conf.py, so the ratio shows what the
 stage's code costs on top of the framework. The scenarios run in interleaved rounds, each starting at
-another scenario, and each figure is the median over the rounds, so a burst of noise on a shared
-machine, or the work a scenario leaves behind, skews one round, not the result. Needs Debian's
-`wrk`. Prints a table and writes reports/bench-stage<N>.json. The client shares the machine with
-the server: compare ratios, not absolute figures.
+another scenario and every other one in reverse, and each figure is the median over the rounds, so a
+burst of noise on a shared machine, or the work a scenario leaves behind, skews one round, not the
+result. A ratio is the median of the rounds' own ratios, and the scenarios compared run next to each
+other: the machine's speed drifts by tens of per cent within a minute here, far less between two
+neighbouring runs. Needs Debian's `wrk`. Prints a table and writes reports/bench-stage<N>.json. The
+client shares the machine with the server: compare ratios, not absolute figures.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from .backends import backend_env
 from .bench_consumer import consumer_rates
 from .runner import prepare_backends
 from .service import ConsumerProcess, ServiceProcess, free_port
-from .stages import REPO_ROOT, StagePackage, built, stage
+from .stages import REPO_ROOT, Stage, StagePackage, built, stage
 
 # From stage 5 on, the instrumented stage runs twice: at the default share of traces kept outside dev
 # (shared/settings.py DEFAULT_TRACE_SAMPLE_RATE), and keeping every trace.
@@ -76,13 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=20_000, help="stage 4 on: messages for the consumer bench")
     parser.add_argument("--skip-consumer", action="store_true", help="stage 4 on: only the HTTP scenarios")
     args = parser.parse_args(argv)
-    try:
-        target = built(args.stage)
-    except LookupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if not shutil.which("wrk"):
-        print("error: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
+    target = benchable(args.stage, tool="wrk")
+    if target is None:
         return 2
     package = StagePackage.load(target.path)
     with ExitStack() as stack, tempfile.TemporaryDirectory() as scratch:
@@ -109,18 +106,18 @@ def main(argv: list[str] | None = None) -> int:
         if package.consumer_module:  # the system as `make stageN` runs it: the consumer drains beside the API
             stack.callback(ConsumerProcess(package, env={**env, "CONSUMER_METRICS_PORT": str(free_port())})
                            .start().stop)
+        # Each scenario beside what it is compared with: the reads together, then the creates.
         read, create = _read_and_create(api.url, Path(scratch))
-        runs = {"hello-world": dict(url=f"{hello.url}/hello"), "GET /api/v1/tasks/{id}": read,
-                "POST /api/v1/tasks": create}
+        reads, creates = {"GET /api/v1/tasks/{id}": read}, {"POST /api/v1/tasks": create}
         if uncached:
-            stage1_read, stage1_create = _read_and_create(uncached.url, Path(scratch))
-            runs["stage 1 GET (no cache)"] = stage1_read
+            reads["stage 1 GET (no cache)"], stage1_create = _read_and_create(uncached.url, Path(scratch))
             if target.number >= 4:  # the asynchronous create against stage 1's synchronous insert
-                runs["stage 1 POST (sync insert)"] = stage1_create
-        for label, service in ((f"stage {target.number} at 100% traces", full),
-                               (f"stage {target.number - 1}", previous)):
+                creates["stage 1 POST (sync insert)"] = stage1_create
+        for label, service in ((f"stage {target.number - 1}", previous),
+                               (f"stage {target.number} at 100% traces", full)):
             if service:
-                runs[f"{label} GET"], runs[f"{label} POST"] = _read_and_create(service.url, Path(scratch))
+                reads[f"{label} GET"], creates[f"{label} POST"] = _read_and_create(service.url, Path(scratch))
+        runs = {"hello-world": dict(url=f"{hello.url}/hello"), **reads, **creates}
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
         for options in runs.values():
             wrk(seconds=2, connections=args.connections, threads=args.threads, **options)  # warm-up
@@ -129,14 +126,18 @@ def main(argv: list[str] | None = None) -> int:
             # Each round starts one scenario further on: what runs just before a scenario (a POST round
             # leaves the consumer landing its messages) changes from round to round, not always the same.
             start = number * len(scenarios) // args.rounds
-            for name, options in scenarios[start:] + scenarios[:start]:
+            order = scenarios[start:] + scenarios[:start]
+            for name, options in reversed(order) if number % 2 else order:  # A-B, then B-A: drift cancels
                 rounds[name].append(wrk(seconds=args.seconds, connections=args.connections, threads=args.threads,
                                         **options))
         results = {name: {key: statistics.median(r[key] for r in runs_) for key in runs_[0]}
                    for name, runs_ in rounds.items()}
-    base = results["hello-world"]["rps"]
-    for figures in results.values():
-        figures["ratio"] = round(figures["rps"] / base, 3)
+    def ratio(name: str, base: str) -> float:
+        """The median of the rounds' own ratios: each round's pair ran moments apart."""
+        return statistics.median(a["rps"] / b["rps"] for a, b in zip(rounds[name], rounds[base], strict=True))
+
+    for name, figures in results.items():
+        figures["ratio"] = round(ratio(name, "hello-world"), 3)
     report = {
         "stage": target.folder,
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -157,20 +158,24 @@ def main(argv: list[str] | None = None) -> int:
     for name, f in results.items():
         print(f"{name:<26}{f['rps']:>10.1f}{f['p50_ms']:>9.2f}{f['p99_ms']:>9.2f}{f['non_2xx']:>9}{f['ratio']:>9.3f}")
     if uncached:
-        hot, cold = results["GET /api/v1/tasks/{id}"]["rps"], results["stage 1 GET (no cache)"]["rps"]
-        print(f"hot-key GET: {hot / base:.2f}x hello-world (target 0.6x), {hot / cold:.2f}x stage 1's uncached GET "
-              "(target 3x)")
+        hot, cold = "GET /api/v1/tasks/{id}", "stage 1 GET (no cache)"
+        print(f"hot-key GET: {ratio(hot, 'hello-world'):.2f}x hello-world (target 0.6x), {ratio(hot, cold):.2f}x "
+              "stage 1's uncached GET (target 3x)")
     if "stage 1 POST (sync insert)" in results:
-        post, sync = results["POST /api/v1/tasks"]["rps"], results["stage 1 POST (sync insert)"]["rps"]
-        print(f"POST (202 after the broker's ack): {post / base:.2f}x hello-world (target 0.5x), "
-              f"{post / sync:.2f}x stage 1's synchronous POST (target 2x)")
+        post, sync = "POST /api/v1/tasks", "stage 1 POST (sync insert)"
+        print(f"POST (202 after the broker's ack): {ratio(post, 'hello-world'):.2f}x hello-world (target 0.5x), "
+              f"{ratio(post, sync):.2f}x stage 1's synchronous POST (target 2x)")
     if previous:
         before = target.number - 1
+        report["against_previous"] = {}
         for kind, name in (("GET", "GET /api/v1/tasks/{id}"), ("POST", "POST /api/v1/tasks")):
-            old, new = results[f"stage {before} {kind}"]["rps"], results[name]["rps"]
-            full_rps = results[f"stage {target.number} at 100% traces {kind}"]["rps"]
-            print(f"{kind} at {DEFAULT_SAMPLING} traces kept: {new / old:.3f}x stage {before} (target at least 0.9x); "
-                  f"keeping every trace: {full_rps / old:.3f}x")
+            old, full_name = f"stage {before} {kind}", f"stage {target.number} at 100% traces {kind}"
+            report["against_previous"][kind] = figures = {
+                "default": round(ratio(name, old), 3), "full": round(ratio(full_name, old), 3),
+                "rounds": [round(a["rps"] / b["rps"], 3) for a, b in zip(rounds[name], rounds[old])]}
+            print(f"{kind} at {DEFAULT_SAMPLING} traces kept: {figures['default']:.3f}x stage {before} (target at least "
+                  f"0.9x; the rounds: {', '.join(map(str, figures['rounds']))}); keeping every trace: "
+                  f"{figures['full']:.3f}x")
         report["trace_sample_rate"] = {"default": DEFAULT_SAMPLING, "full": FULL_SAMPLING}
     if package.consumer_module and not args.skip_consumer:
         report["consumer"] = consumer_rates(package, target, messages=args.messages)
@@ -179,6 +184,19 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written: {out.relative_to(REPO_ROOT)}")
     return 0
+
+
+def benchable(number: int, *, tool: str) -> Stage | None:
+    """Stage `number` if it is built here and Debian's `tool` is installed; else None, having said why."""
+    try:
+        target = built(number)
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    if not shutil.which(tool):
+        print(f"error: {tool} is not installed (Debian: apt-get install {tool})", file=sys.stderr)
+        return None
+    return target
 
 
 def _read_and_create(url: str, scratch: Path) -> tuple[dict, dict]:

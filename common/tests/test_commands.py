@@ -18,6 +18,7 @@ COMMANDS = {
     "grade": lambda n: ["grade", f"STAGE={n}"],
     "diff": lambda n: ["diff", "FROM=0", f"TO={n}"],
     "bench": lambda n: ["bench", f"STAGE={n}"],
+    "bench-instructions": lambda n: ["bench-instructions", f"STAGE={n}"],
     "dlq": lambda n: ["dlq", f"STAGE={n}", "ARGS=list"],
     "tour": lambda n: ["tour", f"STAGE={n}"],
     "trace": lambda n: ["trace", f"STAGE={n}", "ID=0af7651916cd43dd8448eb211c80319c"],

@@ -1,0 +1,187 @@
+"""`make bench-instructions STAGE=N`: what one request costs stage N and stage N-1, in CPU instructions.
+
+wrk's figures (`make bench`) move by several per cent from one round to the next on a shared machine,
+more than an instrument costs. valgrind's callgrind counts instructions instead, which come out the
+same whatever else the machine runs. Each stage's app is made in one process on the same backends
+(embedded by default) and called straight through its WSGI callable, without gunicorn. After the
+warm-up requests, `callgrind_control` zeroes the counts of every thread; after the measured requests,
+it writes them; the counts over the number of requests are the cost of one request, the main
+thread's (the request itself) apart from the other threads' (span export, delivery reports, samplers).
+Those threads wake on timers, and under valgrind a request takes some fifty times longer: their
+share per request is overstated, alike in both stages. Needs valgrind. Prints a table and writes
+reports/instructions-stage<N>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .backends import backend_env
+from .bench import benchable
+from .runner import prepare_backends
+from .service import package_pythonpath
+from .stages import REPO_ROOT, StagePackage, stage
+
+FIRST_API_STAGE = 1  # stage 0 answers only its health check
+SCENARIOS = ("GET", "POST")  # a hot-key read of one task; a create of a new one
+BODY = b'{"type": "bench.job", "payload": {"user": 42, "items": [1, 2, 3], "note": "benchmark"}}'
+# From stage 5 on, the stage also runs keeping every trace; before, TRACE_SAMPLE_RATE means nothing.
+FIRST_TRACED_STAGE, DEFAULT_SAMPLING, FULL_SAMPLING = 5, "0.05", "1.0"
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    package: StagePackage
+    scenario: str
+    sample_rate: str = DEFAULT_SAMPLING
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m common.bench_instructions", description=__doc__.splitlines()[0])
+    parser.add_argument("stage", type=int)
+    parser.add_argument("--requests", type=int, default=200, help="measured requests per scenario")
+    parser.add_argument("--warmup", type=int, default=100, help="requests before the counts start")
+    args = parser.parse_args(argv)
+    target = benchable(args.stage, tool="valgrind")
+    if target is None:
+        return 2
+    before = stage(target.number - 1) if target.number > 0 else None
+    if before is None or before.number < FIRST_API_STAGE:
+        print(f"error: stage {target.number} has no stage with a task API before it to compare with; "
+              f"STAGE={FIRST_API_STAGE + 1} is the first this compares", file=sys.stderr)
+        return 2
+    package, previous = StagePackage.load(target.path), StagePackage.load(before.path)
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as scratch:
+        backends = prepare_backends(target.backends, var_dir=Path(scratch) / "var", stack=stack,
+                                    topics=package.topics_for(target))
+        env = {**os.environ, **backend_env(backends), "TRACE_FILE": str(Path(scratch) / "spans.jsonl")}
+        labels = [(f"stage {before.number}", previous, DEFAULT_SAMPLING),
+                  (f"stage {target.number}", package, DEFAULT_SAMPLING)]
+        if target.number >= FIRST_TRACED_STAGE:
+            labels.append((f"stage {target.number}, every trace kept", package, FULL_SAMPLING))
+        runs = [Run(label, pkg, scenario, rate) for label, pkg, rate in labels for scenario in SCENARIOS]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            counts = list(pool.map(lambda run: _count(run, env=env, scratch=Path(scratch), requests=args.requests,
+                                                      warmup=args.warmup), runs))
+    results = {f"{run.label} {run.scenario}": figures for run, figures in zip(runs, counts)}
+    print(f"instructions per request (callgrind), {args.requests} requests after {args.warmup} warm-up ones; "
+          f"{'embedded' if all(b.embedded for b in backends.values()) else 'configured'} backends; "
+          f"{DEFAULT_SAMPLING} of traces kept unless told")
+    print(f"{'run':<40}{'main thread':>14}{'other threads':>15}{'all':>12}")
+    for name, figures in results.items():
+        print(f"{name:<40}{figures['main']:>14,}{figures['others']:>15,}{figures['all']:>12,}")
+    ratios: dict[str, dict[str, float]] = {}
+    for label, _, _ in labels[1:]:
+        for scenario in SCENARIOS:
+            old, new = results[f"{labels[0][0]} {scenario}"], results[f"{label} {scenario}"]
+            ratios[f"{label} {scenario}"] = ratio = {part: round(old[part] / new[part], 3) for part in ("main", "all")}
+            print(f"{label} {scenario}: {labels[0][0]}'s count / this one's = {ratio['main']:.3f} on the request's "
+                  f"thread, {ratio['all']:.3f} with the other threads")
+    report = {"stage": target.folder, "against": before.folder,
+              "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "requests": args.requests, "warmup": args.warmup, "results": results, "ratios": ratios}
+    out = REPO_ROOT / "reports" / f"instructions-stage{target.number}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written: {out.relative_to(REPO_ROOT)}")
+    return 0
+
+
+def _count(run: Run, *, env: dict[str, str], scratch: Path, requests: int, warmup: int) -> dict[str, int]:
+    """Run one scenario of one stage under callgrind; its instructions per request, main thread and others."""
+    package, scenario = run.package, run.scenario
+    prefix = scratch / f"{package.name}-{scenario}-{run.sample_rate}"
+    command = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={prefix}.out",
+               "--dump-instr=no", sys.executable, "-m", "common.bench_instructions", "--child", str(package.path),
+               scenario, str(warmup), str(requests)]
+    with open(f"{prefix}.log", "w") as log:
+        child_process = subprocess.Popen(command, env={**env, "TRACE_SAMPLE_RATE": run.sample_rate,
+                                                       "PYTHONPATH": package_pythonpath(package)},
+                                         cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                         text=True)
+        assert child_process.stdin and child_process.stdout
+        # The child says where it stands and waits: the counts are zeroed, then written, while it waits.
+        for line, control in (("warm", "-z"), ("measured", "-d")):
+            if child_process.stdout.readline().strip() != line:
+                break
+            subprocess.run(["callgrind_control", control, str(child_process.pid)], check=True, capture_output=True)
+            child_process.stdin.write("go\n")
+            child_process.stdin.flush()
+        if child_process.wait():
+            raise SystemExit(f"{package.name} {scenario} failed under valgrind; see {prefix}.log:\n"
+                             + Path(f"{prefix}.log").read_text()[-3000:])
+    # callgrind_control's dump is the first one: <out>.1-<thread>, thread 01 being the main thread.
+    per_thread = {int(path.name.rsplit("-", 1)[1]): _total(path) for path in scratch.glob(f"{prefix.name}.out.1-*")}
+    main_thread = per_thread.pop(1)
+    others = sum(per_thread.values())
+    return {"main": main_thread // requests, "others": others // requests, "all": (main_thread + others) // requests}
+
+
+def _total(dump: Path) -> int:
+    match = re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.M)
+    return int(match.group(1)) if match else 0
+
+
+# -- the child, under valgrind: one app, its requests sent straight to its WSGI callable.
+
+def child(path: Path, scenario: str, warmup: int, requests: int) -> None:
+    import importlib
+
+    from werkzeug.test import EnvironBuilder
+
+    parent = os.fdopen(os.dup(1), "w")  # the parent's line; whatever the app prints goes to the log
+    os.dup2(2, 1)
+
+    def wait_for_parent(where: str) -> None:
+        print(where, file=parent, flush=True)
+        sys.stdin.readline()
+
+    app = importlib.import_module(f"{path.name}.producer").create_app()
+    client = app.test_client()
+    credentials = {"username": f"bench{os.getpid()}", "password": "benchmark-password"}
+    client.post("/api/v1/users", json=credentials)
+    token = client.post("/api/v1/auth/login", json=credentials).get_json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    task = client.post("/api/v1/tasks", data=BODY, headers=headers).get_json()["id"]
+
+    def environs(count: int) -> Iterator[dict]:
+        options = dict(method="GET", path=f"/api/v1/tasks/{task}") if scenario == "GET" else \
+            dict(method="POST", path="/api/v1/tasks", data=BODY)
+        for _ in range(count):
+            yield EnvironBuilder(headers=headers, **options).get_environ()
+
+    def call(environ: dict) -> None:
+        answer = app(environ, lambda status, headers, exc_info=None: None)
+        try:
+            for _ in answer:
+                pass
+        finally:
+            getattr(answer, "close", lambda: None)()
+
+    for environ in environs(warmup):
+        call(environ)
+    measured = list(environs(requests))  # built before the counts start: a client's work, not the app's
+    wait_for_parent("warm")
+    for environ in measured:
+        call(environ)
+    wait_for_parent("measured")
+    os._exit(0)  # the counts are written; the app's threads and backends need no orderly end here
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        child(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    else:
+        sys.exit(main())
