@@ -14,7 +14,7 @@ from common.connections import database_engine
 from ..shared import logs
 from ..shared.database import engine_options
 from ..shared.kafka_log import QuietLog
-from ..shared.tracing import Tracing, trace_statements
+from ..shared.tracing import Tracing, watch_statements
 from . import dead_letters
 from .config import ConsumerSettings, settings_or_exit
 from .handler import BatchHandler, Stopping
@@ -83,7 +83,7 @@ def run(settings: ConsumerSettings, stopping: threading.Event) -> None:
     server = metrics.serve(host=settings.consumer_metrics_host, port=settings.consumer_metrics_port)
     tracing = Tracing(settings, service="consumer")
     engine = database_engine(settings.database_url, **engine_options(settings.database_url))
-    trace_statements(engine, tracing.tracer)
+    watch_statements(engine, tracing.tracer)
     out = dead_letters.producer(settings.kafka_bootstrap_servers, timeout_ms=settings.publish_timeout_ms)
     handler = BatchHandler(engine=engine, out=out, dlq_topic=settings.dlq_topic,
                            max_attempts=settings.consumer_max_attempts, stopping=stopping,

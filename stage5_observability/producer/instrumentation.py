@@ -22,10 +22,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from prometheus_client import Histogram
 from prometheus_flask_exporter import PrometheusMetrics
 
-from ..shared.database import max_connections
 from ..shared.spans import REQUEST_ID
-from ..shared.tracing import Tracing, trace_statements
-from .metrics import ProducerMetrics, files_locked, watch_engine
+from ..shared.tracing import Tracing, watch_statements
+from .metrics import ProducerMetrics, files_locked
 from .repositories.cache import RedisCache
 from .repositories.db import Database
 
@@ -44,8 +43,7 @@ NEW_FILE_READS, NEW_FILE_PAUSE_SECONDS = 3, 0.01  # a new worker's file has its 
 def instrument_clients(*, tracing: Tracing, metrics: ProducerMetrics, database: Database, cache: RedisCache) -> None:
     """Trace every statement and Redis call of a kept trace; time the statements."""
     for engine in database.engines:
-        watch_engine(engine, metrics, max_connections=max_connections(engine.url))
-        trace_statements(engine, tracing.tracer)
+        watch_statements(engine, tracing.tracer, durations=metrics.query_duration)
     RedisInstrumentor.instrument_client(cache.client, tracer_provider=tracing.provider)
 
 

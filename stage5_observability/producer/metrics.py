@@ -12,16 +12,15 @@ import fcntl
 import os
 import resource
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.mmap_dict import MmapedDict
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
-from ..shared.database import OPERATIONS, statement_operation
+from ..shared.database import OPERATIONS, max_connections
 
 # Seconds, around the p99 targets of slo.yaml (get 50 ms, create 100 ms, login 500 ms): a bucket edge at
 # each target, so "how many answered within it" is exact, and a few edges past it to size a breach.
@@ -100,21 +99,9 @@ class ProducerMetrics:
                              for level in CACHE_LEVELS for result in CACHE_RESULTS}
 
 
-def watch_engine(engine: Engine, metrics: ProducerMetrics, *, max_connections: int) -> None:
-    """Time the engine's statements; its pool is read every second by the ResourceSampler."""
-    metrics.pool_limit.inc(max_connections)
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def start(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ARG001
-        context.query_started = time.perf_counter()  # the execution context lives as long as the statement
-
-    @event.listens_for(engine, "after_cursor_execute")
-    def stop(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ARG001
-        metrics.query_duration[statement_operation(statement)].observe(time.perf_counter() - context.query_started)
-
-
 class ResourceSampler:
-    """A thread that records this worker's CPU time, resident memory and pools every SAMPLE_SECONDS.
+    """A thread that records this worker's CPU time, resident memory and pools every SAMPLE_SECONDS
+    (the pools' limit once).
 
     The pools are read rather than followed: that is two event handlers less on every checkout and
     return of every request (design/benchmark.md), and a second is finer than any window an alert reads.
@@ -122,6 +109,7 @@ class ResourceSampler:
 
     def __init__(self, metrics: ProducerMetrics, *, engines: tuple[Engine, ...]) -> None:
         self.metrics, self.pools, self._cpu_seen = metrics, [engine.pool for engine in engines], 0.0
+        metrics.pool_limit.set(sum(max_connections(engine.url) for engine in engines))
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="resource-sampler", daemon=True)
         self._thread.start()

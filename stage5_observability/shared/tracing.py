@@ -8,7 +8,10 @@ exactly what the request sampled.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
@@ -17,7 +20,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from prometheus_client import Histogram
 from sqlalchemy import Engine, event
 
 from .database import statement_operation
@@ -61,30 +65,60 @@ def trace_context(headers: Iterable[tuple[str, bytes | None]] | None) -> Context
     return propagate.extract(carrier)
 
 
-def trace_statements(engine: Engine, tracer: Tracer) -> None:
-    """A CLIENT span per statement run inside a kept trace, named by its operation, with its SQL text.
+def child_span(tracer: Tracer, name: str, **options: Any) -> AbstractContextManager[Span]:
+    """A new current span under the current one if that one is kept; else that one, as it is.
 
-    Not opentelemetry-instrumentation-sqlalchemy: it also keeps connection-usage metrics on every
-    checkout and return, kept trace or not; this in its place cost the producer's create about 57,000
-    instructions less (counted with callgrind, design/benchmark.md). The producer counts its pools itself.
+    A request whose trace is not kept would only make a non-recording child for the sampler to drop:
+    asking the sampler, new ids and a context switch, for nothing (73,500 instructions a create,
+    design/benchmark.md). The `traceparent` a message carries is then the request's own, unsampled,
+    so the consumer drops its trace alike.
     """
-    database = engine.url.database or ""
+    current = trace.get_current_span()
+    return tracer.start_as_current_span(name, **options) if current.is_recording() else nullcontext(current)
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def start(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ARG001
-        if trace.get_current_span().is_recording():
-            operation = statement_operation(statement).upper()
-            context.span = tracer.start_span(operation, kind=SpanKind.CLIENT, attributes={
-                "db.system.name": engine.dialect.name, "db.namespace": database,
-                "db.operation.name": operation, "db.query.text": statement})
 
-    @event.listens_for(engine, "after_cursor_execute")
-    def stop(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ARG001
-        if (span := getattr(context, "span", None)) is not None:
-            span.end()
+def watch_statements(engine: Engine, tracer: Tracer, *, durations: Mapping[str, Histogram] | None = None) -> None:
+    """Each statement the engine sends: a CLIENT span inside a kept trace, named by its operation, with its
+    SQL text; and, where `durations` are given, its duration in the histogram of its operation.
 
-    @event.listens_for(engine, "handle_error")
-    def fail(error) -> None:  # a failed statement never reaches after_cursor_execute
-        if (span := getattr(error.execution_context, "span", None)) is not None:
-            span.set_status(Status(StatusCode.ERROR, type(error.original_exception).__name__))
-            span.end()
+    Hooked on the dialect's do_execute events, which stand in for the driver's call, rather than on the
+    engine's before/after_cursor_execute: a listener of those turns on SQLAlchemy's event dispatch for
+    every connection, transaction and statement; moving here took 124,000 instructions off a create
+    (`make bench-instructions STAGE=5`, design/benchmark.md). Not opentelemetry-instrumentation-sqlalchemy,
+    which listens there too, and keeps connection-usage metrics on every checkout and return, kept or not.
+    """
+    dialect, database = engine.dialect, engine.url.database or ""
+
+    def send(statement: str, call: Callable[[], object]) -> None:
+        operation = statement_operation(statement)
+        span = tracer.start_span(operation.upper(), kind=SpanKind.CLIENT, attributes={
+            "db.system.name": dialect.name, "db.namespace": database, "db.operation.name": operation.upper(),
+            "db.query.text": statement}) if trace.get_current_span().is_recording() else None
+        started = time.perf_counter()
+        try:
+            call()
+        except Exception as exc:
+            if span is not None:
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            if durations is not None:
+                durations[operation].observe(time.perf_counter() - started)
+            if span is not None:
+                span.end()
+
+    # Each handler sends the statement itself and returns True: SQLAlchemy then makes no call of its own.
+    @event.listens_for(engine, "do_execute")
+    def execute(cursor, statement, parameters, context) -> bool:
+        send(statement, lambda: dialect.do_execute(cursor, statement, parameters, context))
+        return True
+
+    @event.listens_for(engine, "do_execute_no_params")
+    def execute_no_params(cursor, statement, context) -> bool:
+        send(statement, lambda: dialect.do_execute_no_params(cursor, statement, context))
+        return True
+
+    @event.listens_for(engine, "do_executemany")
+    def execute_many(cursor, statement, parameters, context) -> bool:
+        send(statement, lambda: dialect.do_executemany(cursor, statement, parameters, context))
+        return True

@@ -22,10 +22,10 @@ from .telemetry import spans
 SECONDS = 20
 
 
-def traceparent() -> tuple[str, str, str]:
-    """A sampled W3C traceparent, with its trace id and (client) span id."""
+def traceparent(*, sampled: bool = True) -> tuple[str, str, str]:
+    """A W3C traceparent (sampled unless told), with its trace id and (client) span id."""
     trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
-    return f"00-{trace_id}-{span_id}-01", trace_id, span_id
+    return f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}", trace_id, span_id
 
 
 def wait_for(what: str, found):
@@ -37,8 +37,8 @@ def wait_for(what: str, found):
     return value
 
 
-def create_traced(service, account) -> tuple[dict, str, str, str]:
-    header, trace_id, client_span = traceparent()
+def create_traced(service, account, *, sampled: bool = True) -> tuple[dict, str, str, str]:
+    header, trace_id, client_span = traceparent(sampled=sampled)
     request_id = f"trace-check-{secrets.token_hex(6)}"
     headers = {**account.headers, "traceparent": header, "X-Request-ID": request_id}
     response = service.client().post("/api/v1/tasks", json={"type": "email.send", "payload": {"n": 1}},
@@ -77,6 +77,21 @@ def test_the_requests_trace_id_is_on_its_log_lines_and_the_consumers_whose_span_
         chain.append(span["kind"])
     assert span is servers[0], f"the consumer's span does not descend from the request's span (ancestors: {chain})"
     assert "PRODUCER" in chain, "the publish span sits between the request and the consumer"
+
+
+@pytest.mark.check("S5-AC3")
+def test_a_request_sent_unsampled_leaves_no_span_in_either_process_and_its_lines_still_carry_its_id(service, alice):
+    task, trace_id, _, request_id = create_traced(service, alice, sampled=False)
+    lines = wait_for("the request's access line", lambda: [line for line in service.log_text().splitlines()
+                                                            if request_id in line])
+    assert all(trace_id in line for line in lines), f"a line of request {request_id} lacks trace {trace_id}: {lines}"
+    wait_for(f"the consumer's line naming task {task['id']} and trace {trace_id}", lambda: [
+        line for line in service.consumer_log_text().splitlines() if task["id"] in line and trace_id in line])
+    # A kept trace sent afterwards, once complete in the file, shows both processes have written what they had.
+    _, later, _, _ = create_traced(service, alice)
+    trace_spans(service, later)
+    kept = [(span["kind"], span["name"]) for span in spans(service) if span.get("trace_id") == trace_id]
+    assert not kept, f"the client did not sample trace {trace_id}, yet it has spans: {kept}"
 
 
 @pytest.mark.check("S5-AC7")

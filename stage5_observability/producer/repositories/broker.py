@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from common.errors import ServiceUnavailable
 
 from ...shared.kafka_log import QuietLog
-from ...shared.tracing import with_trace_context
+from ...shared.tracing import child_span, with_trace_context
 from ..metrics import ProducerMetrics
 
 Headers = list[tuple[str, bytes]]
@@ -94,11 +94,11 @@ class Broker:
         """Write one message to the task topic and wait for its acknowledgement; return (partition, offset).
 
         Raises BrokerUnavailable (503 with Retry-After) after PUBLISH_ATTEMPTS attempts without one.
-        The publish is a span of its own, and the message carries it in its headers: the consumer's span
-        continues this trace. Its duration, to the ack or the last failed attempt, is a histogram.
+        In a kept trace, the publish is a span of its own, and the message carries it in its headers: the
+        consumer's span continues this trace. Its duration, to the ack or the last failed attempt, is a histogram.
         """
         started = time.perf_counter()
-        with self.tracer.start_as_current_span(f"{self.topic} publish", kind=SpanKind.PRODUCER, attributes={
+        with child_span(self.tracer, f"{self.topic} publish", kind=SpanKind.PRODUCER, attributes={
                 "messaging.system": "kafka", "messaging.destination.name": self.topic,
                 "messaging.operation.type": "send", "messaging.kafka.message.key": key}) as span:
             try:
