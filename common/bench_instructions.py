@@ -1,14 +1,15 @@
 """`make bench-instructions STAGE=N`: what one request costs stage N and stage N-1, in CPU instructions.
 
-wrk's figures (`make bench`) move by several per cent from one round to the next on a shared machine,
+wrk's figures (`make bench`) move by tens of per cent from one round to the next on a shared machine,
 more than an instrument costs. valgrind's callgrind counts instructions instead, which come out the
 same whatever else the machine runs. Each stage's app is made in one process on the same backends
-(embedded by default) and called straight through its WSGI callable, without gunicorn. After the
-warm-up requests, `callgrind_control` zeroes the counts of every thread; after the measured requests,
-it writes them; the counts over the number of requests are the cost of one request, the main
-thread's (the request itself) apart from the other threads' (span export, delivery reports, samplers).
-Those threads wake on timers, and under valgrind a request takes some fifty times longer: their
-share per request is overstated, alike in both stages. Needs valgrind. Prints a table and writes
+(embedded by default) and called straight through its WSGI callable: without gunicorn, but with its
+metrics kept in files as under gunicorn (PROMETHEUS_MULTIPROC_DIR). After the warm-up requests,
+`callgrind_control` zeroes the counts of every thread; after the measured requests, it writes them;
+the counts over the number of requests are the cost of one request, the main thread's (the request
+itself) apart from the other threads' (span export, delivery reports, samplers). Those threads wake
+on timers, and under valgrind a request takes some fifty times longer: their share per request is
+overstated, alike in both stages. Needs valgrind. Prints a table and writes
 reports/instructions-stage<N>.json.
 """
 from __future__ import annotations
@@ -107,7 +108,11 @@ def _count(run: Run, *, env: dict[str, str], scratch: Path, requests: int, warmu
                "--dump-instr=no", sys.executable, "-m", "common.bench_instructions", "--child", str(package.path),
                scenario, str(warmup), str(requests)]
     with open(f"{prefix}.log", "w") as log:
+        # Metrics as gunicorn's workers keep them (stage 5 on): in files shared across workers, not in memory.
+        metric_files = scratch / f"{prefix.name}-metrics"
+        metric_files.mkdir()
         child_process = subprocess.Popen(command, env={**env, "TRACE_SAMPLE_RATE": run.sample_rate,
+                                                       "PROMETHEUS_MULTIPROC_DIR": str(metric_files),
                                                        "PYTHONPATH": package_pythonpath(package)},
                                          cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                          text=True)

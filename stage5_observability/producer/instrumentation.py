@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from flask import Flask, Response, request
 from opentelemetry import context, propagate, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY  # what suppress_instrumentation() sets
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from prometheus_client import Histogram
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"  # the route label of a path no route serves (a 404), whatever the path was
-ROUTE_KEY = "producer.route"  # where label_request leaves the matched route template in the WSGI environ
 CREATE_ENDPOINT = "tasks.create"
 NEW_FILE_READS, NEW_FILE_PAUSE_SECONDS = 3, 0.01  # a new worker's file has its header within microseconds
 
@@ -52,11 +52,9 @@ def init_app(app: Flask, *, tracing: Tracing, metrics: ProducerMetrics) -> None:
     app.wsgi_app = ObservedRequests(app.wsgi_app, tracer=tracing.tracer, requests=metrics.requests)  # type: ignore[method-assign]
 
     @app.after_request
-    def label_request(response: Response) -> Response:
-        """What only Flask knows: the route that matched, for ObservedRequests; a create's outcome."""
-        rule = request.url_rule
-        request.environ[ROUTE_KEY] = rule.rule if rule else UNMATCHED
-        if rule and rule.endpoint == CREATE_ENDPOINT:
+    def count_creates(response: Response) -> Response:
+        """A create's business outcome, which only the response tells (its status, headers and problem code)."""
+        if request.endpoint == CREATE_ENDPOINT:
             count_create(metrics, response)
         return response
 
@@ -74,19 +72,22 @@ class ObservedRequests:
     the span and the histogram cost a hot-key read about 183,000 instructions more than this, counted with
     callgrind, some 15 % of the read (design/benchmark.md).
     Flask's whole handling, the access line included, runs inside the span, so that line carries its ids.
-    The route template is known only once Flask has matched the path: label_request leaves it in the
-    environ, and the span is named after it then.
+    The route template is known only once Flask has matched the path: `Answer` reads it when Flask
+    starts the response, and the span is named after it then.
     """
 
     def __init__(self, app: WSGIApplication, *, tracer: Tracer, requests: Histogram) -> None:
         self.app, self.tracer, self.requests = app, tracer, requests
         self._series: dict[tuple[str, str, str], Histogram] = {}  # labels() once per route, method and status
+        # The environ keys of the headers the propagators read: a request with none of them has no parent to extract.
+        self._carriers = frozenset(f"HTTP_{field.upper().replace('-', '_')}"
+                                   for field in propagate.get_global_textmap().fields)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        started, method, answer = time.perf_counter(), environ["REQUEST_METHOD"], Answer(start_response)
+        started, method, answer = time.perf_counter(), environ["REQUEST_METHOD"], Answer(environ, start_response)
         # Probes and scrapes: no span, and no trace of their own for /readyz's database and Redis pings.
         span = None if environ.get("PATH_INFO") in UNTRACED_PATHS else self.tracer.start_span(
-            method, context=propagate.extract(environ, getter=ENVIRON_HEADERS), kind=SpanKind.SERVER)
+            method, context=self._parent(environ), kind=SpanKind.SERVER)
         kept = span is not None and span.is_recording()
         current = trace.set_span_in_context(span) if span is not None else None
         if not kept:
@@ -102,7 +103,7 @@ class ObservedRequests:
             raise
         finally:
             context.detach(token)
-            route = self._observe(environ, method, answer.status, started)
+            route = self._observe(answer.route, method, answer.status, started)
             if span is not None:
                 if kept:
                     span.update_name(f"{method} {route}")
@@ -113,9 +114,14 @@ class ObservedRequests:
                         span.set_status(Status(StatusCode.ERROR))
                 span.end()
 
-    def _observe(self, environ: WSGIEnvironment, method: str, status: int, started: float) -> str:
+    def _parent(self, environ: WSGIEnvironment) -> Context:
+        """The caller's trace context, from the request's headers; an empty one if it sent none."""
+        if self._carriers.isdisjoint(environ):
+            return NO_PARENT
+        return propagate.extract(environ, getter=ENVIRON_HEADERS)
+
+    def _observe(self, route: str, method: str, status: int, started: float) -> str:
         """Observe the request's duration under its labels; return its route template."""
-        route = environ.get(ROUTE_KEY, UNMATCHED)
         labels = (route, method if method in METHODS else "other", str(status))
         if (series := self._series.get(labels)) is None:
             series = self._series[labels] = self.requests.labels(*labels)
@@ -124,14 +130,18 @@ class ObservedRequests:
 
 
 class Answer:
-    """A WSGI start_response that remembers the status and headers it was given."""
+    """A WSGI start_response that remembers the status and headers it was given, and the route that matched."""
 
-    def __init__(self, start_response: StartResponse) -> None:
-        self.start_response = start_response
-        self.status, self.headers = 500, []  # an answer never started is a failure
+    def __init__(self, environ: WSGIEnvironment, start_response: StartResponse) -> None:
+        self.environ, self.start_response = environ, start_response
+        self.status, self.headers, self.route = 500, [], UNMATCHED  # an answer never started is a failure
 
     def __call__(self, status: str, headers: list[tuple[str, str]], exc_info=None):  # noqa: ANN001 - WSGI's
         self.status, self.headers = int(status[:3]), headers
+        # Flask starts the response while its request is still in the environ (werkzeug's populate_request);
+        # it takes it out when the request ends, before this middleware's own code runs again.
+        rule = getattr(self.environ.get("werkzeug.request"), "url_rule", None)
+        self.route = rule.rule if rule else UNMATCHED
         return self.start_response(status, headers, exc_info)
 
     @property
@@ -151,6 +161,7 @@ class EnvironHeaders:
 
 
 ENVIRON_HEADERS = EnvironHeaders()
+NO_PARENT = Context()  # what propagate.extract gives for headers that carry no trace context
 
 
 def count_create(metrics: ProducerMetrics, response: Response) -> None:

@@ -1,6 +1,7 @@
 """The database as both processes use it: the engine's pool and timeouts, and what counts as an outage."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import URL, make_url
@@ -35,6 +36,7 @@ def max_connections(url: str | URL) -> int:
     return options.get("pool_size", 5) + options.get("max_overflow", 10)
 
 
+@functools.lru_cache(maxsize=512)  # an app sends the same few compiled statements again and again
 def statement_operation(statement: str) -> str:
     """select, insert, update, delete or other: the statement's first word, as a label."""
     word = statement.lstrip().split(None, 1)[0].lower() if statement.strip() else ""
