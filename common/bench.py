@@ -37,9 +37,10 @@ from .stages import REPO_ROOT, Stage, StagePackage, built, stage
 
 # From stage 5 on, the instrumented stage runs twice: at the default share of traces kept outside dev
 # (shared/settings.py DEFAULT_TRACE_SAMPLE_RATE), and keeping every trace.
-DEFAULT_SAMPLING, FULL_SAMPLING = "0.05", "1.0"
-POST_SCRIPT = """wrk.method = "POST"
-wrk.body = '{"type": "bench.job", "payload": {"user": 42, "items": [1, 2, 3], "note": "benchmark"}}'
+FIRST_TRACED_STAGE, DEFAULT_SAMPLING, FULL_SAMPLING = 5, "0.05", "1.0"
+CREATE_BODY = '{"type": "bench.job", "payload": {"user": 42, "items": [1, 2, 3], "note": "benchmark"}}'
+POST_SCRIPT = f"""wrk.method = "POST"
+wrk.body = '{CREATE_BODY}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %s"
 """
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         backends = prepare_backends(target.backends, var_dir=Path(scratch) / "var", stack=stack,
                                     topics=package.topics)
         env = backend_env(backends)
-        traced = target.number >= 5
+        traced = target.number >= FIRST_TRACED_STAGE
         if traced:  # spans to a scratch file, never into var/
             env = {**env, "TRACE_SAMPLE_RATE": DEFAULT_SAMPLING, "TRACE_FILE": str(Path(scratch) / "spans.jsonl")}
         hello = ServiceProcess(package, env=env, port=free_port(), app_spec="common.bench_hello:app")
@@ -132,9 +133,12 @@ def main(argv: list[str] | None = None) -> int:
                                         **options))
         results = {name: {key: statistics.median(r[key] for r in runs_) for key in runs_[0]}
                    for name, runs_ in rounds.items()}
+    def round_ratios(name: str, base: str) -> list[float]:
+        """Each round's ratio of `name` to `base`: the two ran moments apart."""
+        return [a["rps"] / b["rps"] for a, b in zip(rounds[name], rounds[base], strict=True)]
+
     def ratio(name: str, base: str) -> float:
-        """The median of the rounds' own ratios: each round's pair ran moments apart."""
-        return statistics.median(a["rps"] / b["rps"] for a, b in zip(rounds[name], rounds[base], strict=True))
+        return statistics.median(round_ratios(name, base))
 
     for name, figures in results.items():
         figures["ratio"] = round(ratio(name, "hello-world"), 3)
@@ -172,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             old, full_name = f"stage {before} {kind}", f"stage {target.number} at 100% traces {kind}"
             report["against_previous"][kind] = figures = {
                 "default": round(ratio(name, old), 3), "full": round(ratio(full_name, old), 3),
-                "rounds": [round(a["rps"] / b["rps"], 3) for a, b in zip(rounds[name], rounds[old])]}
+                "rounds": [round(value, 3) for value in round_ratios(name, old)]}
             print(f"{kind} at {DEFAULT_SAMPLING} traces kept: {figures['default']:.3f}x stage {before} (target at least "
                   f"0.9x; the rounds: {', '.join(map(str, figures['rounds']))}); keeping every trace: "
                   f"{figures['full']:.3f}x")

@@ -29,16 +29,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .backends import backend_env
-from .bench import benchable
+from .bench import CREATE_BODY, DEFAULT_SAMPLING, FIRST_TRACED_STAGE, FULL_SAMPLING, benchable
 from .runner import prepare_backends
 from .service import package_pythonpath
 from .stages import REPO_ROOT, StagePackage, stage
 
 FIRST_API_STAGE = 1  # stage 0 answers only its health check
 SCENARIOS = ("GET", "POST")  # a hot-key read of one task; a create of a new one
-BODY = b'{"type": "bench.job", "payload": {"user": 42, "items": [1, 2, 3], "note": "benchmark"}}'
-# From stage 5 on, the stage also runs keeping every trace; before, TRACE_SAMPLE_RATE means nothing.
-FIRST_TRACED_STAGE, DEFAULT_SAMPLING, FULL_SAMPLING = 5, "0.05", "1.0"
+BODY = CREATE_BODY.encode()
 
 
 @dataclass(frozen=True)
@@ -168,12 +166,15 @@ def child(path: Path, scenario: str, warmup: int, requests: int) -> None:
             yield EnvironBuilder(headers=headers, **options).get_environ()
 
     def call(environ: dict) -> None:
-        answer = app(environ, lambda status, headers, exc_info=None: None)
+        statuses: list[str] = []
+        answer = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
         try:
             for _ in answer:
                 pass
         finally:
             getattr(answer, "close", lambda: None)()
+        if not statuses[0].startswith("2"):  # a refused request would be counted as if it were the scenario
+            raise SystemExit(f"{scenario} {environ['PATH_INFO']} answered {statuses[0]}")
 
     for environ in environs(warmup):
         call(environ)

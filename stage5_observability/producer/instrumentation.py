@@ -80,8 +80,7 @@ class ObservedRequests:
         self.app, self.tracer, self.requests = app, tracer, requests
         self._series: dict[tuple[str, str, str], Histogram] = {}  # labels() once per route, method and status
         # The environ keys of the headers the propagators read: a request with none of them has no parent to extract.
-        self._carriers = frozenset(f"HTTP_{field.upper().replace('-', '_')}"
-                                   for field in propagate.get_global_textmap().fields)
+        self._carriers = frozenset(environ_key(field) for field in propagate.get_global_textmap().fields)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started, method, answer = time.perf_counter(), environ["REQUEST_METHOD"], Answer(environ, start_response)
@@ -103,7 +102,8 @@ class ObservedRequests:
             raise
         finally:
             context.detach(token)
-            route = self._observe(answer.route, method, answer.status, started)
+            route = answer.route
+            self._observe(route, method, answer.status, started)
             if span is not None:
                 if kept:
                     span.update_name(f"{method} {route}")
@@ -120,13 +120,12 @@ class ObservedRequests:
             return NO_PARENT
         return propagate.extract(environ, getter=ENVIRON_HEADERS)
 
-    def _observe(self, route: str, method: str, status: int, started: float) -> str:
-        """Observe the request's duration under its labels; return its route template."""
+    def _observe(self, route: str, method: str, status: int, started: float) -> None:
+        """Observe the request's duration under its labels."""
         labels = (route, method if method in METHODS else "other", str(status))
         if (series := self._series.get(labels)) is None:
             series = self._series[labels] = self.requests.labels(*labels)
         series.observe(time.perf_counter() - started)
-        return route
 
 
 class Answer:
@@ -153,11 +152,16 @@ class EnvironHeaders:
     """A propagation getter over the WSGI environ: `traceparent` is HTTP_TRACEPARENT there."""
 
     def get(self, carrier: WSGIEnvironment, key: str) -> list[str] | None:
-        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
+        value = carrier.get(environ_key(key))
         return [value] if value is not None else None
 
     def keys(self, carrier: WSGIEnvironment) -> list[str]:
         return [key[5:].lower().replace("_", "-") for key in carrier if key.startswith("HTTP_")]
+
+
+def environ_key(header: str) -> str:
+    """Where WSGI keeps a request header: `traceparent` is HTTP_TRACEPARENT."""
+    return "HTTP_" + header.upper().replace("-", "_")
 
 
 ENVIRON_HEADERS = EnvironHeaders()

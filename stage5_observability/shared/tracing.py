@@ -91,9 +91,13 @@ def watch_statements(engine: Engine, tracer: Tracer, *, durations: Mapping[str, 
 
     def send(statement: str, call: Callable[[], object]) -> None:
         operation = statement_operation(statement)
-        span = tracer.start_span(operation.upper(), kind=SpanKind.CLIENT, attributes={
-            "db.system.name": dialect.name, "db.namespace": database, "db.operation.name": operation.upper(),
-            "db.query.text": statement}) if trace.get_current_span().is_recording() else None
+        if trace.get_current_span().is_recording():
+            name = operation.upper()  # SELECT, INSERT...: the span's name and db.operation.name
+            span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes={
+                "db.system.name": dialect.name, "db.namespace": database, "db.operation.name": name,
+                "db.query.text": statement})
+        else:
+            span = None
         started = time.perf_counter()
         try:
             call()
