@@ -12,6 +12,7 @@ client shares the machine with the server: compare ratios, not absolute figures.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -35,9 +36,9 @@ from .runner import prepare_backends
 from .service import ConsumerProcess, ServiceProcess, free_port
 from .stages import REPO_ROOT, Stage, StagePackage, built, stage
 
-# From stage 5 on, the instrumented stage runs twice: at the default share of traces kept outside dev
-# (shared/settings.py DEFAULT_TRACE_SAMPLE_RATE), and keeping every trace.
-FIRST_TRACED_STAGE, DEFAULT_SAMPLING, FULL_SAMPLING = 5, "0.05", "1.0"
+# From stage 5 on, the instrumented stage runs twice: at the share of traces it keeps by default outside
+# dev (default_sampling()), and keeping every trace.
+FIRST_TRACED_STAGE, FULL_SAMPLING = 5, "1.0"
 CREATE_BODY = '{"type": "bench.job", "payload": {"user": 42, "items": [1, 2, 3], "note": "benchmark"}}'
 POST_SCRIPT = f"""wrk.method = "POST"
 wrk.body = '{CREATE_BODY}'
@@ -88,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                                     topics=package.topics)
         env = backend_env(backends)
         traced = target.number >= FIRST_TRACED_STAGE
-        if traced:  # spans to a scratch file, never into var/
-            env = {**env, "TRACE_SAMPLE_RATE": DEFAULT_SAMPLING, "TRACE_FILE": str(Path(scratch) / "spans.jsonl")}
+        sampling = default_sampling(package) if traced else None
+        if sampling:  # spans to a scratch file, never into var/
+            env = {**env, "TRACE_SAMPLE_RATE": sampling, "TRACE_FILE": str(Path(scratch) / "spans.jsonl")}
         hello = ServiceProcess(package, env=env, port=free_port(), app_spec="common.bench_hello:app")
         api = ServiceProcess(package, env=env, port=free_port())
         # From stage 5 on: the same code keeping every trace, and the stage before, without the instruments.
@@ -177,10 +179,10 @@ def main(argv: list[str] | None = None) -> int:
             report["against_previous"][kind] = figures = {
                 "default": round(ratio(name, old), 3), "full": round(ratio(full_name, old), 3),
                 "rounds": [round(value, 3) for value in round_ratios(name, old)]}
-            print(f"{kind} at {DEFAULT_SAMPLING} traces kept: {figures['default']:.3f}x stage {before} (target at least "
+            print(f"{kind} at {sampling} traces kept: {figures['default']:.3f}x stage {before} (target at least "
                   f"0.9x; the rounds: {', '.join(map(str, figures['rounds']))}); keeping every trace: "
                   f"{figures['full']:.3f}x")
-        report["trace_sample_rate"] = {"default": DEFAULT_SAMPLING, "full": FULL_SAMPLING}
+        report["trace_sample_rate"] = {"default": sampling, "full": FULL_SAMPLING}
     if package.consumer_module and not args.skip_consumer:
         report["consumer"] = consumer_rates(package, target, messages=args.messages)
     out = REPO_ROOT / "reports" / f"bench-stage{target.number}.json"
@@ -201,6 +203,11 @@ def benchable(number: int, *, tool: str) -> Stage | None:
         print(f"error: {tool} is not installed (Debian: apt-get install {tool})", file=sys.stderr)
         return None
     return target
+
+
+def default_sampling(package: StagePackage) -> str:
+    """The share of new traces a traced stage keeps outside dev: its shared/settings.py DEFAULT_TRACE_SAMPLE_RATE."""
+    return str(importlib.import_module(f"{package.name}.shared.settings").DEFAULT_TRACE_SAMPLE_RATE)
 
 
 def _read_and_create(url: str, scratch: Path) -> tuple[dict, dict]:

@@ -9,12 +9,18 @@ metrics kept in files as under gunicorn (PROMETHEUS_MULTIPROC_DIR). After the wa
 the counts over the number of requests are the cost of one request, the main thread's (the request
 itself) apart from the other threads' (span export, delivery reports, samplers). Those threads wake
 on timers, and under valgrind a request takes some fifty times longer: their share per request is
-overstated, alike in both stages. Needs valgrind. Prints a table and writes
-reports/instructions-stage<N>.json.
+overstated, alike in both stages.
+
+A traced stage (5 on) is counted keeping no trace and keeping every one, and its cost at its default
+rate r (shared/settings.py DEFAULT_TRACE_SAMPLE_RATE) is worked out from those two: (1 - r) x the first
++ r x the second. Counted at r itself, the measured requests would keep a random number of traces, not
+r of them, and each kept create more or fewer moves a create's figure, over 200 requests, by some 4,000.
+Needs valgrind. Prints a table and writes reports/instructions-stage<N>.json.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -29,13 +35,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .backends import backend_env
-from .bench import CREATE_BODY, DEFAULT_SAMPLING, FIRST_TRACED_STAGE, FULL_SAMPLING, benchable
+from .bench import CREATE_BODY, FIRST_TRACED_STAGE, FULL_SAMPLING, benchable, default_sampling
 from .runner import prepare_backends
 from .service import package_pythonpath
 from .stages import REPO_ROOT, StagePackage, stage
 
 FIRST_API_STAGE = 1  # stage 0 answers only its health check
 SCENARIOS = ("GET", "POST")  # a hot-key read of one task; a create of a new one
+NO_SAMPLING = "0.0"
 BODY = CREATE_BODY.encode()
 
 
@@ -44,7 +51,7 @@ class Run:
     label: str
     package: StagePackage
     scenario: str
-    sample_rate: str = DEFAULT_SAMPLING
+    sample_rate: str | None = None  # TRACE_SAMPLE_RATE, for a traced stage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,21 +73,28 @@ def main(argv: list[str] | None = None) -> int:
         backends = prepare_backends(target.backends, var_dir=Path(scratch) / "var", stack=stack,
                                     topics=package.topics_for(target))
         env = {**os.environ, **backend_env(backends), "TRACE_FILE": str(Path(scratch) / "spans.jsonl")}
-        labels = [(f"stage {before.number}", previous, DEFAULT_SAMPLING),
-                  (f"stage {target.number}", package, DEFAULT_SAMPLING)]
-        if target.number >= FIRST_TRACED_STAGE:
-            labels.append((f"stage {target.number}, every trace kept", package, FULL_SAMPLING))
+        traced = target.number >= FIRST_TRACED_STAGE
+        labels: list[tuple[str, StagePackage, str | None]] = [(f"stage {before.number}", previous, None)]
+        labels += [(f"stage {target.number}, no trace kept", package, NO_SAMPLING),
+                   (f"stage {target.number}, every trace kept", package, FULL_SAMPLING)] if traced else \
+                  [(f"stage {target.number}", package, None)]
         runs = [Run(label, pkg, scenario, rate) for label, pkg, rate in labels for scenario in SCENARIOS]
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             counts = list(pool.map(lambda run: _count(run, env=env, scratch=Path(scratch), requests=args.requests,
                                                       warmup=args.warmup), runs))
     results = {f"{run.label} {run.scenario}": figures for run, figures in zip(runs, counts)}
+    if traced:
+        sampling = default_sampling(package)
+        rate, default = float(sampling), f"stage {target.number}, {sampling} of traces kept (expected)"
+        for scenario in SCENARIOS:
+            results[f"{default} {scenario}"] = expected_at(rate, none=results[f"{labels[1][0]} {scenario}"],
+                                                           every=results[f"{labels[2][0]} {scenario}"])
+        labels.append((default, package, sampling))
     print(f"instructions per request (callgrind), {args.requests} requests after {args.warmup} warm-up ones; "
-          f"{'embedded' if all(b.embedded for b in backends.values()) else 'configured'} backends; "
-          f"{DEFAULT_SAMPLING} of traces kept unless told")
-    print(f"{'run':<40}{'main thread':>14}{'other threads':>15}{'all':>12}")
+          f"{'embedded' if all(b.embedded for b in backends.values()) else 'configured'} backends")
+    print(f"{'run':<58}{'main thread':>14}{'other threads':>15}{'all':>12}")
     for name, figures in results.items():
-        print(f"{name:<40}{figures['main']:>14,}{figures['others']:>15,}{figures['all']:>12,}")
+        print(f"{name:<58}{figures['main']:>14,}{figures['others']:>15,}{figures['all']:>12,}")
     ratios: dict[str, dict[str, float]] = {}
     for label, _, _ in labels[1:]:
         for scenario in SCENARIOS:
@@ -98,10 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def expected_at(rate: float, *, none: dict[str, int], every: dict[str, int]) -> dict[str, int]:
+    """A request's average cost when `rate` of traces are kept: (1 - rate) x one not kept + rate x one kept."""
+    return {part: round((1 - rate) * none[part] + rate * every[part]) for part in none}
+
+
 def _count(run: Run, *, env: dict[str, str], scratch: Path, requests: int, warmup: int) -> dict[str, int]:
     """Run one scenario of one stage under callgrind; its instructions per request, main thread and others."""
     package, scenario = run.package, run.scenario
-    prefix = scratch / f"{package.name}-{scenario}-{run.sample_rate}"
+    prefix = scratch / f"{package.name}-{scenario}-{run.sample_rate or 'untraced'}"
     command = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={prefix}.out",
                "--dump-instr=no", sys.executable, "-m", "common.bench_instructions", "--child", str(package.path),
                scenario, str(warmup), str(requests)]
@@ -109,9 +128,9 @@ def _count(run: Run, *, env: dict[str, str], scratch: Path, requests: int, warmu
         # Metrics as gunicorn's workers keep them (stage 5 on): in files shared across workers, not in memory.
         metric_files = scratch / f"{prefix.name}-metrics"
         metric_files.mkdir()
-        child_process = subprocess.Popen(command, env={**env, "TRACE_SAMPLE_RATE": run.sample_rate,
-                                                       "PROMETHEUS_MULTIPROC_DIR": str(metric_files),
-                                                       "PYTHONPATH": package_pythonpath(package)},
+        child_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metric_files), "PYTHONPATH": package_pythonpath(package),
+                     **({"TRACE_SAMPLE_RATE": run.sample_rate} if run.sample_rate else {})}
+        child_process = subprocess.Popen(command, env=child_env,
                                          cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                          text=True)
         assert child_process.stdin and child_process.stdout
@@ -179,6 +198,9 @@ def child(path: Path, scenario: str, warmup: int, requests: int) -> None:
     for environ in environs(warmup):
         call(environ)
     measured = list(environs(requests))  # built before the counts start: a client's work, not the app's
+    # Every run's count starts from a collector with nothing pending: whether the warm-up's leftovers set off
+    # a full collection inside the measured requests would otherwise differ from one run to the next.
+    gc.collect()
     wait_for_parent("warm")
     for environ in measured:
         call(environ)
