@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 Model = TypeVar("Model", bound="SharedSettings")
 DEFAULT_TRACE_FILE = Path("var") / "traces" / "spans.jsonl"
 # Outside dev, a new trace is kept with this probability (design/tracing.md says what each rate costs).
-DEFAULT_TRACE_SAMPLE_RATE = 0.05
+DEFAULT_TRACE_SAMPLE_RATE = 0.01
 
 
 class SharedSettings(BaseSettings):
