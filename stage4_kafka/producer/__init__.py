@@ -32,5 +32,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def close_app(app: Flask) -> None:
-    """Close what create_app() opened; gunicorn calls this in each worker as it exits."""
-    app.extensions.pop("runtime").close()
+    """Close what create_app() opened; gunicorn calls this in each worker as it exits.
+
+    An app create_app() did not make has nothing to close: `make bench` serves a bare Flask app under
+    the stage's gunicorn settings, this hook included.
+    """
+    if (runtime := app.extensions.pop("runtime", None)) is not None:
+        runtime.close()
