@@ -8,7 +8,7 @@ metrics kept in files as under gunicorn (PROMETHEUS_MULTIPROC_DIR). After the wa
 `callgrind_control` zeroes the counts of every thread; after the measured requests, it writes them;
 the counts over the number of requests are the cost of one request, the main thread's (the request
 itself) apart from the other threads' (span export, delivery reports, samplers). Those threads wake
-on timers, and under valgrind a request takes some fifty times longer: their share per request is
+on timers, and under valgrind a request takes far longer than natively: their share per request is
 overstated, alike in both stages.
 
 A traced stage (5 on) is counted keeping no trace and keeping every one, and its cost at its default
@@ -69,38 +69,33 @@ def main(argv: list[str] | None = None) -> int:
               f"STAGE={FIRST_API_STAGE + 1} is the first this compares", file=sys.stderr)
         return 2
     package, previous = StagePackage.load(target.path), StagePackage.load(before.path)
+    stages = ((before.number, previous), (target.number, package))
+    runs = [Run(label, pkg, scenario, rate) for number, pkg in stages for label, rate in versions(number)
+            for scenario in SCENARIOS]
     with ExitStack() as stack, tempfile.TemporaryDirectory() as scratch:
         backends = prepare_backends(target.backends, var_dir=Path(scratch) / "var", stack=stack,
                                     topics=package.topics_for(target))
-        env = {**os.environ, **backend_env(backends), "TRACE_FILE": str(Path(scratch) / "spans.jsonl")}
-        traced = target.number >= FIRST_TRACED_STAGE
-        labels: list[tuple[str, StagePackage, str | None]] = [(f"stage {before.number}", previous, None)]
-        labels += [(f"stage {target.number}, no trace kept", package, NO_SAMPLING),
-                   (f"stage {target.number}, every trace kept", package, FULL_SAMPLING)] if traced else \
-                  [(f"stage {target.number}", package, None)]
-        runs = [Run(label, pkg, scenario, rate) for label, pkg, rate in labels for scenario in SCENARIOS]
+        # Each run sets the rate it counts at; one left in the shell must not reach a run that sets none.
+        inherited = {name: value for name, value in os.environ.items() if name != "TRACE_SAMPLE_RATE"}
+        env = {**inherited, **backend_env(backends), "TRACE_FILE": str(Path(scratch) / "spans.jsonl")}
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             counts = list(pool.map(lambda run: _count(run, env=env, scratch=Path(scratch), requests=args.requests,
                                                       warmup=args.warmup), runs))
     results = {f"{run.label} {run.scenario}": figures for run, figures in zip(runs, counts)}
-    if traced:
-        sampling = default_sampling(package)
-        rate, default = float(sampling), f"stage {target.number}, {sampling} of traces kept (expected)"
-        for scenario in SCENARIOS:
-            results[f"{default} {scenario}"] = expected_at(rate, none=results[f"{labels[1][0]} {scenario}"],
-                                                           every=results[f"{labels[2][0]} {scenario}"])
-        labels.append((default, package, sampling))
+    baseline, default = (at_default(results, number, pkg) for number, pkg in stages)
+    compared = list(dict.fromkeys([*(label for label, _ in versions(target.number)), default]))
     print(f"instructions per request (callgrind), {args.requests} requests after {args.warmup} warm-up ones; "
-          f"{'embedded' if all(b.embedded for b in backends.values()) else 'configured'} backends")
+          f"{'embedded' if all(b.embedded for b in backends.values()) else 'configured'} backends; "
+          f"LOG_SAMPLE_RATE: {os.environ.get('LOG_SAMPLE_RATE', 'default')}")
     print(f"{'run':<58}{'main thread':>14}{'other threads':>15}{'all':>12}")
     for name, figures in results.items():
         print(f"{name:<58}{figures['main']:>14,}{figures['others']:>15,}{figures['all']:>12,}")
     ratios: dict[str, dict[str, float]] = {}
-    for label, _, _ in labels[1:]:
+    for label in compared:
         for scenario in SCENARIOS:
-            old, new = results[f"{labels[0][0]} {scenario}"], results[f"{label} {scenario}"]
+            old, new = results[f"{baseline} {scenario}"], results[f"{label} {scenario}"]
             ratios[f"{label} {scenario}"] = ratio = {part: round(old[part] / new[part], 3) for part in ("main", "all")}
-            print(f"{label} {scenario}: {labels[0][0]}'s count / this one's = {ratio['main']:.3f} on the request's "
+            print(f"{label} {scenario}: {baseline}'s count / this one's = {ratio['main']:.3f} on the request's "
                   f"thread, {ratio['all']:.3f} with the other threads")
     report = {"stage": target.folder, "against": before.folder,
               "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -112,6 +107,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def versions(number: int) -> list[tuple[str, str | None]]:
+    """The runs of one stage, as (label, TRACE_SAMPLE_RATE): as it is, or, if traced, keeping no trace and every one."""
+    if number < FIRST_TRACED_STAGE:
+        return [(f"stage {number}", None)]
+    return [(f"stage {number}, no trace kept", NO_SAMPLING), (f"stage {number}, every trace kept", FULL_SAMPLING)]
+
+
+def at_default(results: dict[str, dict[str, int]], number: int, package: StagePackage) -> str:
+    """The label of the stage's figures as it runs by default; for a traced stage, worked out into `results`."""
+    if number < FIRST_TRACED_STAGE:
+        return f"stage {number}"
+    sampling = default_sampling(package)
+    label = f"stage {number}, {sampling} of traces kept (expected)"
+    (none, _), (every, _) = versions(number)
+    for scenario in SCENARIOS:
+        results[f"{label} {scenario}"] = expected_at(float(sampling), none=results[f"{none} {scenario}"],
+                                                     every=results[f"{every} {scenario}"])
+    return label
+
+
 def expected_at(rate: float, *, none: dict[str, int], every: dict[str, int]) -> dict[str, int]:
     """A request's average cost when `rate` of traces are kept: (1 - rate) x one not kept + rate x one kept."""
     return {part: round((1 - rate) * none[part] + rate * every[part]) for part in none}
@@ -120,7 +135,7 @@ def expected_at(rate: float, *, none: dict[str, int], every: dict[str, int]) -> 
 def _count(run: Run, *, env: dict[str, str], scratch: Path, requests: int, warmup: int) -> dict[str, int]:
     """Run one scenario of one stage under callgrind; its instructions per request, main thread and others."""
     package, scenario = run.package, run.scenario
-    prefix = scratch / f"{package.name}-{scenario}-{run.sample_rate or 'untraced'}"
+    prefix = scratch / f"{package.name}-{scenario}-{run.sample_rate if run.sample_rate is not None else 'untraced'}"
     command = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={prefix}.out",
                "--dump-instr=no", sys.executable, "-m", "common.bench_instructions", "--child", str(package.path),
                scenario, str(warmup), str(requests)]
@@ -129,7 +144,7 @@ def _count(run: Run, *, env: dict[str, str], scratch: Path, requests: int, warmu
         metric_files = scratch / f"{prefix.name}-metrics"
         metric_files.mkdir()
         child_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metric_files), "PYTHONPATH": package_pythonpath(package),
-                     **({"TRACE_SAMPLE_RATE": run.sample_rate} if run.sample_rate else {})}
+                     **({"TRACE_SAMPLE_RATE": run.sample_rate} if run.sample_rate is not None else {})}
         child_process = subprocess.Popen(command, env=child_env,
                                          cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                          text=True)
@@ -146,6 +161,8 @@ def _count(run: Run, *, env: dict[str, str], scratch: Path, requests: int, warmu
                              + Path(f"{prefix}.log").read_text()[-3000:])
     # callgrind_control's dump is the first one: <out>.1-<thread>, thread 01 being the main thread.
     per_thread = {int(path.name.rsplit("-", 1)[1]): _total(path) for path in scratch.glob(f"{prefix.name}.out.1-*")}
+    if 1 not in per_thread:
+        raise SystemExit(f"{package.name} {scenario}: callgrind wrote no counts for the main thread; see {prefix}.log")
     main_thread = per_thread.pop(1)
     others = sum(per_thread.values())
     return {"main": main_thread // requests, "others": others // requests, "all": (main_thread + others) // requests}
@@ -153,7 +170,9 @@ def _count(run: Run, *, env: dict[str, str], scratch: Path, requests: int, warmu
 
 def _total(dump: Path) -> int:
     match = re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.M)
-    return int(match.group(1)) if match else 0
+    if match is None:
+        raise SystemExit(f"{dump}: a callgrind dump without its totals line")
+    return int(match.group(1))
 
 
 # -- the child, under valgrind: one app, its requests sent straight to its WSGI callable.
