@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         env = backend_env(backends)
         traced = target.number >= FIRST_TRACED_STAGE
         sampling = default_sampling(package) if traced else None
-        if sampling:  # spans to a scratch file, never into var/
+        if traced:  # spans to a scratch file, never into var/
             env = {**env, "TRACE_SAMPLE_RATE": sampling, "TRACE_FILE": str(Path(scratch) / "spans.jsonl")}
         hello = ServiceProcess(package, env=env, port=free_port(), app_spec="common.bench_hello:app")
         api = ServiceProcess(package, env=env, port=free_port())
